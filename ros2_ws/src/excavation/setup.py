@@ -1,0 +1,49 @@
+"""ament_python package `excavation`.
+
+Installs with colcon in a ROS 2 Jazzy workspace, and with pip into a plain venv that has the ROS 2
+Jazzy PyPI wheels (CI). The launch files live in the repository's top-level `launch/` folder and are
+installed into `share/excavation/launch` so that `ros2 launch excavation sim.launch.py` works.
+"""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = "excavation"
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Top-level launch/ (repo root is three levels up). Kept relative: setuptools refuses absolute paths.
+LAUNCH_DIR = os.path.relpath(os.path.join(HERE, "..", "..", "..", "launch"), HERE)
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
+        (f"share/{PACKAGE}/launch", sorted(glob(os.path.join(LAUNCH_DIR, "*.launch.py")))),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="excavation maintainers",
+    description="Rock excavation with a UR5e and a bucket: perception, policy, UR5e RTDE driver, simulated stack.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            # Nodes (one executable each, as `ros2 run excavation <name>`).
+            "ur5e_driver = excavation.nodes.ur5e_driver:main",
+            "perception = excavation.nodes.perception_node:main",
+            "policy = excavation.nodes.policy_node:main",
+            "sim_world = excavation.nodes.sim_world:main",
+            "sim_camera = excavation.nodes.sim_camera:main",
+            "sim_robot = excavation.nodes.sim_robot:main",
+            "episode_runner = excavation.nodes.episode_runner:main",
+            # Tools.
+            "rtde_emulator = excavation.drivers.rtde_emulator.cli:main",
+            "calibrate_tray = excavation.perception.calibrate_cli:main",
+            "launch_stack = excavation.launcher:main",
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""Simulation environments and the batched-env interface."""
