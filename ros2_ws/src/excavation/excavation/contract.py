@@ -60,7 +60,7 @@ CONTROL_PERIOD_S = 0.1  # one policy step; 128 steps per episode = 12.8 s
 # Bucket posture limits the commanded target is clamped to (tray frame); the real driver's safety
 # box is configured separately and may be tighter.
 PITCH_LIMIT_RAD = (-0.8, 0.9)
-WORKSPACE_MIN = np.array([-0.30, -0.30, -0.06], dtype=np.float32)
+WORKSPACE_MIN = np.array([-0.30, -0.30, -0.08], dtype=np.float32)
 WORKSPACE_MAX = np.array([0.30, 0.30, 0.40], dtype=np.float32)
 
 

@@ -1,0 +1,195 @@
+"""Typed configuration of the excavation environment (scene, physics, randomisation, reward).
+
+Every default is documented next to it. Units are SI unless the name says otherwise (``_mm``).
+The tray frame is the env's world frame: origin at the tray centre on the nominal soil surface,
+z up, x away from the robot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# The paper's schedule (Table I): 70 -> 10 mm in 10 mm steps.
+DEFAULT_RESOLUTIONS_MM: tuple[float, ...] = (70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0)
+MIN_DELTA_MM = 5.0  # below this the particle count explodes (>15k per env); refuse it
+MAX_DELTA_MM = 100.0  # above this a single particle is bigger than the whole soil layer's footprint cell
+
+
+@dataclass
+class SceneConfig:
+    """Geometry and nominal materials of one world."""
+
+    tray_size: float = 0.18
+    """Inner side of the square soil tray (m). The nominal soil volume fills it to a depth of ~60 mm,
+    deep enough that the tines pass under a half-buried 50 mm rock above the floor."""
+    tray_wall_height: float = 0.06
+    """Wall height above the nominal soil surface (m)."""
+    tray_wall_thickness: float = 0.02
+    floor_thickness: float = 0.05
+    """A thick floor keeps fast particles from tunnelling through it."""
+    soil_volume: float = 0.125**3
+    """Nominal total soil volume (m^3), paper Table II: 125^3 mm^3. Sets the soil depth."""
+    soil_mass: float = 3.0
+    """Nominal total soil mass (kg), shared equally by the particles whatever the resolution."""
+    rock_volume: float = 0.05**3
+    """Nominal rock volume (m^3), paper Table II: 50^3 mm^3."""
+    rock_mass: float = 1.0
+    """Nominal rock mass (kg)."""
+    rock_xy: tuple[float, float] = (0.0, 0.0)
+    """Nominal rock centre in the tray (m)."""
+    rock_burial: float = 0.5
+    """Fraction of the rock's height below the nominal soil surface."""
+    rock_roughness: float = 0.25
+    """Shape randomness of the rock blob (0 = ellipsoid of equal axes)."""
+    friction: float = 1.0
+    """Nominal friction coefficient of every contact (paper: 1)."""
+    bucket_soil_contact: bool = False
+    """Paper default: the tines pass through the soil. True makes the bucket push soil particles."""
+    bucket_rock_contact: bool = True
+    soil_rock_contact: bool = True
+    world_spacing: float = 1.5
+    """Distance between replicated worlds (m). Newton's particle contacts ignore world ids, so worlds
+    must be farther apart than any particle can travel."""
+
+
+@dataclass
+class PhysicsConfig:
+    """Solver settings. One control step = ``substeps`` physics steps of ``control_period / substeps``."""
+
+    substeps: int = 8
+    solver_iterations: int = 2
+    particle_max_velocity: float = 1.5
+    """Clamp on particle speed (m/s): keeps XPBD contact impulses from launching particles."""
+    soft_contact_gap: float = 0.005
+    gravity: float = -9.81
+
+
+@dataclass
+class BucketConfig:
+    """Kinematic bucket command: start pose and how it tracks the commanded displacement."""
+
+    start_xyz: tuple[float, float, float] = (-0.12, 0.0, 0.10)
+    """Nominal bucket-tip start in the tray frame (m): behind the rock on the robot's side, above soil."""
+    start_pitch: float = 0.0
+    min_start_height: float = 0.03
+    """Randomised starts are raised to at least this height above the nominal surface (m)."""
+
+
+@dataclass
+class RandomizationConfig:
+    """Domain randomisation, paper Table II, all uniform. ``enabled=False`` gives the nominal scene.
+
+    How each row maps onto this scene:
+
+    - ``rock_obs_noise_xy``: fresh every control step, added to the observed rock x, y.
+    - ``rock_obs_bias_xy``: drawn per episode, added to the observed rock x, y.
+    - ``rock_in_bucket_error_rate``: each step the observed flag is flipped with this probability.
+    - ``ground_height_bias``: per episode; the robot's belief of the soil surface height is off by
+      this much, so it is added to every observed z (bucket tip and rock).
+    - ``bucket_start_bias_xyz``: per episode, added to the bucket's start pose, then clipped to the
+      workspace and raised to ``BucketConfig.min_start_height`` (a +-300 mm bias would otherwise start
+      the bucket inside the soil or outside the tray).
+    - ``rock_start_bias_xyz``: per episode, added to the rock's start position (z clipped so the rock
+      stays above the tray floor).
+    - ``bucket_torque_weight``: our bucket is position-controlled, so the paper's torque weight maps
+      to a per-axis (x, y, z) gain on the commanded displacement: the arm over- or under-shoots.
+    - ``rock_external_force``: per episode, a constant force of this magnitude in a random horizontal
+      direction on the rock (N).
+    - ``friction_scale``: per episode, scales the friction of the rock's and tray's shapes.
+    - ``soil_mass``, ``rock_mass``: per episode, set the particle masses and the rock's mass and
+      inertia (kg).
+    - ``soil_volume``, ``rock_volume``: change geometry, so they are drawn per world when the scene is
+      built (every resolution change, and every ``geometry_resample_every`` env resets if > 0);
+      the soil volume sets the soil depth, the rock volume the rock's voxel count.
+    """
+
+    enabled: bool = True
+    rock_obs_noise_xy: float = 0.025
+    rock_obs_bias_xy: float = 0.025
+    rock_in_bucket_error_rate: float = 0.2
+    ground_height_bias: float = 0.025
+    bucket_start_bias_xyz: tuple[float, float, float] = (0.3, 0.3, 0.3)
+    rock_start_bias_xyz: tuple[float, float, float] = (0.03, 0.03, 0.03)
+    bucket_torque_weight: tuple[float, float] = (0.8, 1.2)
+    rock_external_force: tuple[float, float] = (0.0, 1.0)
+    friction_scale: tuple[float, float] = (0.8, 1.2)
+    soil_mass: tuple[float, float] = (2.7, 3.3)
+    rock_mass: tuple[float, float] = (0.8, 1.2)
+    soil_volume: tuple[float, float] = (0.120**3, 0.130**3)
+    rock_volume: tuple[float, float] = (0.045**3, 0.055**3)
+
+
+@dataclass
+class RewardConfig:
+    """Weights of the shaped reward terms (see ``rewards.py`` for each term's definition)."""
+
+    reach: float = 0.5
+    """exp(-d / reach_scale) of the distance from the tines' middle to a point just behind the rock."""
+    reach_scale: float = 0.05
+    under: float = 0.5
+    """Tines under the rock: the rock's centre lies above the tines and between back plate and tips."""
+    in_bucket: float = 1.0
+    lift: float = 2.0
+    """In bucket times the rock's height gain, saturating at ``lift_target`` (m)."""
+    lift_target: float = 0.05
+    success: float = 20.0
+    """One-off bonus when the episode succeeds."""
+    action: float = 0.01
+    """Penalty on the squared action, normalised by the action limit."""
+
+
+@dataclass
+class ExcavationEnvConfig:
+    """The whole env. ``delta_mm`` is the resolution (soil particle diameter and rock voxel edge)."""
+
+    num_envs: int = 16
+    delta_mm: float = 70.0
+    device: str = "cpu"
+    seed: int = 0
+    max_episode_steps: int = 128
+    """Paper Table I: 128 steps per episode."""
+    success_hold_steps: int = 3
+    """Control steps the rock must stay in the bucket and lifted clear before success counts."""
+    lift_clearance: float = 0.03
+    """The rock's lowest point must be this far above the soil surface for 'lifted clear' (m)."""
+    workspace_exit_margin: float = 0.03
+    """Targets outside the workspace box are clipped (the bucket never leaves it); a command more than
+    this far outside ends the episode as a failure (m)."""
+    geometry_resample_every: int = 0
+    """Rebuild the scene with fresh soil/rock volumes every this many resets of env 0 (0 = never)."""
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    bucket: BucketConfig = field(default_factory=BucketConfig)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        """Fail early, with the field's name and what was expected, instead of inside Warp."""
+        if not isinstance(self.num_envs, int) or isinstance(self.num_envs, bool) or self.num_envs <= 0:
+            raise ValueError(f"num_envs must be a positive integer, got {self.num_envs!r}")
+        try:
+            delta = float(self.delta_mm)
+        except (TypeError, ValueError):
+            raise ValueError(f"delta_mm must be a number in [{MIN_DELTA_MM}, {MAX_DELTA_MM}] mm, got {self.delta_mm!r}") from None
+        if not (MIN_DELTA_MM <= delta <= MAX_DELTA_MM):
+            raise ValueError(
+                f"delta_mm must be in [{MIN_DELTA_MM}, {MAX_DELTA_MM}] mm (soil particle diameter), got {self.delta_mm!r}"
+            )
+        if self.max_episode_steps <= 0:
+            raise ValueError(f"max_episode_steps must be > 0, got {self.max_episode_steps}")
+        if self.physics.substeps <= 0 or self.physics.solver_iterations <= 0:
+            raise ValueError(
+                f"physics.substeps and physics.solver_iterations must be > 0, got "
+                f"{self.physics.substeps} and {self.physics.solver_iterations}"
+            )
+        if not (0.0 <= self.randomization.rock_in_bucket_error_rate <= 1.0):
+            raise ValueError(
+                f"randomization.rock_in_bucket_error_rate must be in [0, 1], got {self.randomization.rock_in_bucket_error_rate}"
+            )
+        for name in ("bucket_torque_weight", "rock_external_force", "friction_scale", "soil_mass", "rock_mass", "soil_volume", "rock_volume"):
+            lo, hi = getattr(self.randomization, name)
+            if not (0 <= lo <= hi):
+                raise ValueError(f"randomization.{name} must be a range (lo, hi) with 0 <= lo <= hi, got {(lo, hi)}")

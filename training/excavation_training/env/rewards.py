@@ -1,0 +1,75 @@
+"""Shaped reward, declared as weighted terms (weights in ``RewardConfig``).
+
+Every term reads :class:`TaskState`, the env's ground truth after a control step. The reward may use
+truth (it only exists in training); the observation never does.
+
+    r = w_reach * exp(-|p_scoop - p_under_rock| / reach_scale)     bring the tines' middle under the rock
+      + w_under * under                                            rock centre above the tines, inside the fork
+      + w_in_bucket * in_bucket
+      + w_lift * in_bucket * clip(rock_height_gain / lift_target, 0, 1)
+      + w_success * success                                        one-off, when the hold completes
+      - w_action * |a / a_max|^2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .config import RewardConfig
+
+
+@dataclass
+class TaskState:
+    scoop_point: torch.Tensor  # (N, 3) middle of the tines, tray frame
+    rock_pos: torch.Tensor  # (N, 3) rock centre, tray frame
+    rock_half_height: torch.Tensor  # (N,)
+    rock_height_gain: torch.Tensor  # (N,) rock z now minus at episode start
+    under: torch.Tensor  # (N,) bool
+    in_bucket: torch.Tensor  # (N,) bool
+    success: torch.Tensor  # (N,) bool, episode succeeded this step
+    action_normalised: torch.Tensor  # (N, act_dim)
+
+
+def reach(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    goal = s.rock_pos.clone()
+    goal[:, 2] -= s.rock_half_height + 0.01
+    return torch.exp(-torch.linalg.norm(s.scoop_point - goal, dim=1) / cfg.reach_scale)
+
+
+def under(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    return s.under.float()
+
+
+def in_bucket(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    return s.in_bucket.float()
+
+
+def lift(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    return s.in_bucket.float() * torch.clamp(s.rock_height_gain / cfg.lift_target, 0.0, 1.0)
+
+
+def success(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    return s.success.float()
+
+
+def action(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    return -(s.action_normalised**2).sum(dim=1)
+
+
+# name -> (term, weight field in RewardConfig)
+TERMS: dict[str, Callable[[TaskState, RewardConfig], torch.Tensor]] = {
+    "reach": reach,
+    "under": under,
+    "in_bucket": in_bucket,
+    "lift": lift,
+    "success": success,
+    "action": action,
+}
+
+
+def compute_reward(s: TaskState, cfg: RewardConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    parts = {name: getattr(cfg, name) * term(s, cfg) for name, term in TERMS.items()}
+    return torch.stack(list(parts.values())).sum(dim=0), parts
