@@ -92,7 +92,7 @@ class ExcavationEnv:
         self.scene = build_scene(self.cfg, self._np_rng, self.bucket_geom)
         model = self.scene.model
         self.model = model
-        self.solver = newton.solvers.SolverXPBD(model, iterations=self.cfg.physics.solver_iterations)
+        self.solver = newton.solvers.SolverXPBD(model, iterations=self.cfg.physics.solver_iterations, soft_contact_relaxation=self.cfg.physics.contact_relaxation)
         self.pipeline = newton.CollisionPipeline(
             model, soft_contact_gap=self.cfg.physics.soft_contact_gap, include_static_kinematic_pairs=False
         )
@@ -185,7 +185,6 @@ class ExcavationEnv:
         rock_pos += p.rock_start_bias
         rock_pos[:, 2] = torch.maximum(rock_pos[:, 2], self.floor_z[env_ids] + hh + 1e-3)
         rock_quat = quat_about(2, p.rock_yaw)
-        self.rock_start_z[env_ids] = rock_pos[:, 2]
 
         for k, e in enumerate(env_ids.tolist()):
             self._reset_world(e, rock_pos[k], rock_quat[k], float(p.soil_mass[k]), float(p.rock_mass[k]), float(p.friction_scale[k]))
@@ -201,17 +200,30 @@ class ExcavationEnv:
         w = self.scene.worlds[e]
         sl = slice(w.particle_start, w.particle_start + w.particle_count)
         rock = w.rock
+        r = self.particle_radius
+        centers = torch.as_tensor(rock.centers, dtype=torch.float32, device=self.device)
+        halves = torch.as_tensor(rock.half_extents, dtype=torch.float32, device=self.device) + 0.9 * r
+        rest = self.particle_rest[sl] - self.offsets[e]
+        # The rock rests on the soil beneath its footprint: raise it onto the highest particle under
+        # it (only matters when particles are as big as the rock).
+        local = quat_rotate(quat_conj(rock_quat.expand(rest.shape[0], 4)), rest - rock_pos)
+        in_xy = ((local[:, None, :2] - centers[None, :, :2]).abs() <= halves[None, :, :2]).all(dim=2).any(dim=1)
+        bottom = -rock.half_height
+        beneath = in_xy & (local[:, 2] < bottom + 0.5 * r)
+        if beneath.any():
+            rise = float((local[beneath, 2] + r - bottom).max())
+            if rise > 0:
+                rock_pos = rock_pos.clone()
+                rock_pos[2] += rise
+                local[:, 2] -= rise
+        self.rock_start_z[e] = rock_pos[2]
         # Soil displaced by the rock: particles whose centre lies within the rock's boxes grown by
         # most of a radius are inactive this episode (overlaps would launch them).
-        rel = self.particle_rest[sl] - self.offsets[e] - rock_pos
-        local = quat_rotate(quat_conj(rock_quat.expand(rel.shape[0], 4)), rel)
-        centers = torch.as_tensor(rock.centers, dtype=torch.float32, device=self.device)
-        halves = torch.as_tensor(rock.half_extents, dtype=torch.float32, device=self.device) + 0.9 * self.particle_radius
         inside = ((local[:, None, :] - centers[None]).abs() <= halves[None]).all(dim=2).any(dim=1)
         pos = torch.where(inside[:, None], self.particle_parked[sl], self.particle_rest[sl])
         flags = torch.where(inside, 0, 1).to(self._pflags.dtype)
         self._pflags[sl] = flags
-        m = soil_mass / w.particle_count
+        m = max(soil_mass / w.particle_count, self.cfg.scene.min_particle_mass_ratio * rock_mass)
         self._pmass[sl] = m
         self._pinv_mass[sl] = 1.0 / m
         rb = int(self.rock_body[e])
@@ -250,6 +262,10 @@ class ExcavationEnv:
         target = torch.maximum(torch.minimum(want, hi), lo)
         left_workspace = ((want - target).abs() > self.cfg.workspace_exit_margin).any(dim=1)
         target_pitch = torch.clamp(self.pitch + a[:, 3], *contract.PITCH_LIMIT_RAD)
+        # The tines pass through soil but not through the tray floor: keep the bucket's lowest point
+        # (the tip, or the back end when tilted tips-up) just above it.
+        back_drop = torch.clamp(self.bucket_geom.tine_length * torch.sin(target_pitch), max=0.0)
+        target[:, 2] = torch.maximum(target[:, 2], self.floor_z + 0.003 - back_drop)
 
         self._simulate(target, target_pitch)
         self.tip, self.pitch = target, target_pitch
@@ -309,7 +325,8 @@ class ExcavationEnv:
         if steps % 2 == 1:  # keep states[0] current so the torch views stay in step
             self.states[0].assign(self.states[1])
         self.sim_time += self.control_period
-        self._floor_safety_net()
+        if self.cfg.physics.floor_safety_net:
+            self._floor_safety_net()
 
     def _floor_safety_net(self) -> None:
         # Particles must never leave through the floor. XPBD with a velocity clamp and a thick floor
@@ -329,6 +346,14 @@ class ExcavationEnv:
         """Rock centre (tray frame) and orientation quaternion (x, y, z, w) per env (truth)."""
         bq = self._bq[0][self.rock_body]
         return bq[:, :3] - self.offsets, bq[:, 3:]
+
+    def lowest_particle_depth(self) -> torch.Tensor:
+        """Per env, how far the lowest active particle centre lies below the floor's top (m, <= 0 is fine)."""
+        active = self._pflags == 1
+        floor = (self.offsets[:, 2] + self.floor_z)[self.particle_world]
+        below = torch.where(active, floor - self._pq[0][:, 2], torch.full_like(floor, -1.0))
+        out = torch.full((self.num_envs,), -1.0, device=self.device)
+        return out.scatter_reduce(0, self.particle_world, below, reduce="amax")
 
     def soil_particles(self, env_id: int) -> np.ndarray:
         """Active soil particle positions of one env in its tray frame (for pictures and tests)."""

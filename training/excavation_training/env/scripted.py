@@ -47,6 +47,7 @@ class ScriptedScoop:
         self.locked = torch.zeros(num_envs, 3, device=self.device)
         self.lift_z = torch.zeros(num_envs, device=self.device)
         self.fresh = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+        self.last_tip = torch.zeros(num_envs, 3, device=self.device)
 
     def reset(self, done: torch.Tensor) -> None:
         """Start over in the envs whose episode ended (``done`` is a bool mask)."""
@@ -76,7 +77,12 @@ class ScriptedScoop:
         goal_pitch[lifting] = c.lift_pitch
 
         err = goal - tip
-        reached = (err.abs() < c.tolerance).all(dim=1)
+        # The floor (unknown to the controller) may stop the tines short of a low goal: a tip that
+        # is blocked on its way down counts as arrived in z.
+        blocked = (ph >= DESCEND) & (err[:, 2] < 0) & ((tip[:, 2] - self.last_tip[:, 2]).abs() < 0.002)
+        z_ok = (err[:, 2].abs() < c.tolerance) | blocked
+        reached = (err[:, :2].abs() < c.tolerance).all(dim=1) & z_ok
+        self.last_tip = tip.clone()
         # Phase changes take effect next step; locking the rock estimate at the slide keeps the
         # tines from chasing observation noise while they are under the rock.
         to_slide = (ph == DESCEND) & reached

@@ -1,0 +1,514 @@
+"""Typed configuration of PPO + PRPD training: one dataclass tree.
+
+``TrainConfig`` is the root. Every field is documented next to its default; the defaults are the
+paper's (PRPD, arXiv 2412.07477, Table I) where the paper gives a value, otherwise rsl_rl's PPO
+defaults. The tree loads from YAML (``TrainConfig.from_yaml``), takes ``a.b.c=value`` overrides
+(``apply_overrides``; the CLI's ``--set``) and is checked by ``validate()``, which names the field
+and what was expected.
+
+Loss weights (see ``training/docs/prpd.md``):
+    c1 = ppo.value_loss_coef, c2 = ppo.entropy_coef, c3 = prpd.alpha_0 (distillation),
+    c4 = ppo.kl_penalty_coef (initial beta of the optional adaptive KL penalty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The paper's schedule (Table I): 70 -> 10 mm in 10 mm steps.
+PAPER_RESOLUTIONS_MM: tuple[float, ...] = (70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0)
+
+ENV_NAMES = ("excavation", "toy", "point")
+ALPHA_MODES = ("dynamic", "fixed")
+ALPHA_ESTIMATORS = ("cpd", "win_rate")
+DISTILL_LOSSES = ("kl", "mse")
+Q_TARGETS = ("lambda_return", "sarsa")
+LR_SCHEDULES = ("adaptive", "fixed")
+ACTIVATIONS = ("elu", "selu", "relu", "lrelu", "tanh", "gelu", "swish", "mish")  # rsl_rl's names
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message names the field."""
+
+
+@dataclass
+class EnvConfig:
+    """Which batched env the factory builds, and how many copies per iteration."""
+
+    name: str = "excavation"
+    """``excavation`` (the Newton simulator, ``env.excavation_env.make_env``), ``toy`` (a contract-shaped
+    toy digging task, no simulator) or ``point`` (point reaching, for tests)."""
+    num_envs: int = 128
+    """Parallel envs = episodes per iteration (paper Table I: 128)."""
+    randomize: bool = True
+    """Domain randomisation during training (paper Table II ranges for ``excavation``)."""
+    options: dict = field(default_factory=dict)
+    """Extra env settings. ``excavation``: dotted overrides of ``ExcavationEnvConfig`` (e.g.
+    ``physics.substeps: 4``); ``toy``/``point``: keyword arguments of the toy env's constructor."""
+
+
+@dataclass
+class PolicyConfig:
+    """Actor-critic MLPs with a state-independent Gaussian policy in normalised action space
+    ([-1, 1] maps onto the env's action bounds; samples are clipped there before they reach the env)."""
+
+    actor_hidden_dims: tuple[int, ...] = (256, 128, 64)
+    critic_hidden_dims: tuple[int, ...] = (256, 128, 64)
+    activation: str = "elu"
+    init_noise_std: float = 1.0
+    min_noise_std: float = 1e-3
+    """Lower clamp on the policy's std, so log-probabilities and the KL stay finite."""
+    normalize_observations: bool = True
+    """Running mean/std normalisation of observations (rsl_rl's EmpiricalNormalization), baked into exports."""
+
+
+@dataclass
+class PPOConfig:
+    """Clipped PPO with GAE (rsl_rl's defaults unless noted)."""
+
+    num_learning_epochs: int = 5
+    num_mini_batches: int = 4
+    clip_param: float = 0.2
+    """Paper Table I: 0.2."""
+    gamma: float = 0.99
+    """Paper Table I: 0.99."""
+    lam: float = 0.95
+    value_loss_coef: float = 1.0
+    """c1: weight of the value loss."""
+    use_clipped_value_loss: bool = True
+    entropy_coef: float = 0.005
+    """c2: weight of the entropy bonus."""
+    learning_rate: float = 1e-3
+    """Initial learning rate (the adaptive schedule moves it within [1e-5, 1e-2])."""
+    schedule: str = "adaptive"
+    """``adaptive``: learning rate adapted so the policy's KL per minibatch stays near ``desired_kl``
+    (rsl_rl's rule: /1.5 above 2x, *1.5 below 0.5x); ``fixed``: constant learning rate."""
+    desired_kl: float = 0.01
+    kl_penalty_coef: float = 0.0
+    """c4: initial beta of an adaptive KL penalty beta * KL(pi_old || pi) (PPO-penalty, Schulman et al.
+    2017). The paper's Table I lists "PPO KL penalty: adaptive" without saying which; 0 disables it and
+    leaves the adaptive learning-rate schedule as the KL control."""
+    kl_penalty_adaptive: bool = True
+    """Double beta when the iteration's KL > 1.5 desired_kl, halve it below desired_kl / 1.5."""
+    max_grad_norm: float = 1.0
+    normalize_advantages: bool = True
+
+
+@dataclass
+class QConfig:
+    """Auxiliary Q(s, a) of conservative transfer, trained on the current resolution's rollouts."""
+
+    hidden_dims: tuple[int, ...] = (256, 256)
+    activation: str = "elu"
+    learning_rate: float = 1e-3
+    num_epochs: int = 5
+    """Passes over each rollout, done before the policy update so alpha reflects the current data."""
+    num_mini_batches: int = 4
+    target: str = "lambda_return"
+    """``lambda_return``: regress Q(s_t, a_t) on the GAE(lambda) return of the rollout (low variance,
+    on-policy); ``sarsa``: TD(0) target r_t + gamma Q'(s_t+1, a_t+1), Q' frozen at the iteration start."""
+    reset_each_stage: bool = True
+    """A fresh Q for every resolution (the paper's algorithm box creates Q per resolution)."""
+
+
+@dataclass
+class PRPDConfig:
+    """Progressive resolution schedule and conservative policy transfer."""
+
+    resolutions_mm: tuple[float, ...] = PAPER_RESOLUTIONS_MM
+    """Resolutions, coarse to fine (strictly decreasing). One entry = fixed-resolution PPO;
+    ``(70, 10)`` = direct coarse-to-fine transfer."""
+    success_threshold: float = 0.95
+    """tau: advance when the training success rate at the current resolution reaches this."""
+    max_iterations_per_stage: int = 400
+    """I: advance after at most this many iterations at one resolution."""
+    finish_on_threshold: bool = True
+    """Whether reaching tau at the last resolution ends training (False: train it to the cap)."""
+    min_episodes_for_success: int = 1
+    """An iteration whose rollout finished fewer episodes than this has no success rate (no advance)."""
+    alpha_mode: str = "dynamic"
+    """``dynamic``: alpha from the auxiliary Q; ``fixed``: alpha = ``alpha_fixed`` (ablations 0 and 1)."""
+    alpha_fixed: float = 1.0
+    alpha_estimator: str = "cpd"
+    """``cpd``: alpha = clip(mean(A) / max|A| + 1, 0, 1) (Cyclic Policy Distillation);
+    ``win_rate``: alpha = fraction of states where A > 0. A = Q(s, a_teacher) - Q(s, a_student)."""
+    alpha_0: float = 2.0
+    """c3: scale of the distillation term (paper Table I: alpha_0 = 2)."""
+    distill_loss: str = "kl"
+    """``kl``: KL(pi_mix || pi_student); ``mse``: squared distance of the means to the mixture mean."""
+    reset_optimizer_on_advance: bool = True
+    """A new optimiser (and initial learning rate) at each resolution, as the paper creates new networks
+    and copies the parameters; False keeps Adam's moments across resolutions."""
+
+
+@dataclass
+class RunnerConfig:
+    """Rollouts, logging, checkpoints."""
+
+    seed: int = 0
+    device: str = "cpu"
+    steps_per_iteration: int = 128
+    """Env steps per env per iteration (paper Table I: 128 = one episode)."""
+    reset_every_iteration: bool = True
+    """Reset all envs at each iteration's start, so an iteration is E whole episodes as in the paper."""
+    max_iterations: int = 0
+    """Stop after this many iterations in total (0: when the schedule finishes)."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many iterations (also at every stage change, at the end and on
+    interrupt)."""
+    log_dir: str = "runs/prpd"
+    tensorboard: bool = True
+    progress: bool = True
+    torch_threads: int = 0
+    """``torch.set_num_threads`` (0: leave torch's default)."""
+
+
+@dataclass
+class TrainConfig:
+    """Root of the training configuration."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    q: QConfig = field(default_factory=QConfig)
+    prpd: PRPDConfig = field(default_factory=PRPDConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    # -------------------------------------------------------------- conversion
+    def to_dict(self) -> dict:
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        cfg = cls()
+        _update_from_dict(cfg, data, prefix="")
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def apply_overrides(self, overrides: list[str] | dict[str, Any]) -> TrainConfig:
+        """Apply ``"a.b=value"`` strings (values parsed as YAML scalars/lists) or a ``{dotted: value}`` dict."""
+        import yaml
+
+        items: list[tuple[str, Any]] = []
+        if isinstance(overrides, dict):
+            items = list(overrides.items())
+        else:
+            for text in overrides:
+                if "=" not in text:
+                    raise ConfigError(f"override {text!r} must look like key.path=value")
+                key, raw = text.split("=", 1)
+                try:
+                    value = yaml.safe_load(raw) if raw.strip() else ""
+                except yaml.YAMLError as exc:
+                    raise ConfigError(f"override {key}: cannot parse value {raw!r}: {exc}") from None
+                items.append((key.strip(), value))
+        for key, value in items:
+            _set_dotted(self, key, value)
+        return self
+
+    # -------------------------------------------------------------- checks
+    def validate(self) -> TrainConfig:
+        e, p, o, q, s, r = self.env, self.policy, self.ppo, self.q, self.prpd, self.runner
+        _choice("env.name", e.name, ENV_NAMES)
+        _positive_int("env.num_envs", e.num_envs)
+        _hidden("policy.actor_hidden_dims", p.actor_hidden_dims)
+        _hidden("policy.critic_hidden_dims", p.critic_hidden_dims)
+        _choice("policy.activation", p.activation, ACTIVATIONS)
+        _positive("policy.init_noise_std", p.init_noise_std)
+        _positive("policy.min_noise_std", p.min_noise_std)
+        if p.min_noise_std > p.init_noise_std:
+            raise ConfigError(
+                f"policy.min_noise_std ({p.min_noise_std}) must not exceed policy.init_noise_std ({p.init_noise_std})"
+            )
+        _positive_int("ppo.num_learning_epochs", o.num_learning_epochs)
+        _positive_int("ppo.num_mini_batches", o.num_mini_batches)
+        _in_range("ppo.clip_param", o.clip_param, 0.0, 1.0, open_low=True)
+        _in_range("ppo.gamma", o.gamma, 0.0, 1.0)
+        _in_range("ppo.lam", o.lam, 0.0, 1.0)
+        _non_negative("ppo.value_loss_coef", o.value_loss_coef)
+        _non_negative("ppo.entropy_coef", o.entropy_coef)
+        _positive("ppo.learning_rate", o.learning_rate)
+        _choice("ppo.schedule", o.schedule, LR_SCHEDULES)
+        _positive("ppo.desired_kl", o.desired_kl)
+        _non_negative("ppo.kl_penalty_coef", o.kl_penalty_coef)
+        _positive("ppo.max_grad_norm", o.max_grad_norm)
+        _hidden("q.hidden_dims", q.hidden_dims)
+        _choice("q.activation", q.activation, ACTIVATIONS)
+        _positive("q.learning_rate", q.learning_rate)
+        _positive_int("q.num_epochs", q.num_epochs)
+        _positive_int("q.num_mini_batches", q.num_mini_batches)
+        _choice("q.target", q.target, Q_TARGETS)
+        res = s.resolutions_mm
+        if len(res) == 0:
+            raise ConfigError("prpd.resolutions_mm must list at least one resolution (mm), got an empty list")
+        for i, d in enumerate(res):
+            if not (isinstance(d, (int, float)) and math.isfinite(d) and d > 0):
+                raise ConfigError(f"prpd.resolutions_mm[{i}] must be a positive number of mm, got {d!r}")
+        if any(b >= a for a, b in zip(res, res[1:])):
+            raise ConfigError(
+                f"prpd.resolutions_mm must be strictly decreasing (coarse to fine), got {list(res)}"
+            )
+        _in_range("prpd.success_threshold", s.success_threshold, 0.0, 1.0)
+        _positive_int("prpd.max_iterations_per_stage", s.max_iterations_per_stage)
+        _positive_int("prpd.min_episodes_for_success", s.min_episodes_for_success)
+        _choice("prpd.alpha_mode", s.alpha_mode, ALPHA_MODES)
+        _in_range("prpd.alpha_fixed", s.alpha_fixed, 0.0, 1.0)
+        _choice("prpd.alpha_estimator", s.alpha_estimator, ALPHA_ESTIMATORS)
+        _non_negative("prpd.alpha_0", s.alpha_0)
+        _choice("prpd.distill_loss", s.distill_loss, DISTILL_LOSSES)
+        _non_negative_int("runner.seed", r.seed)
+        if not (r.device == "cpu" or r.device.startswith("cuda")):
+            raise ConfigError(f"runner.device must be 'cpu' or 'cuda[:N]', got {r.device!r}")
+        _positive_int("runner.steps_per_iteration", r.steps_per_iteration)
+        _non_negative_int("runner.max_iterations", r.max_iterations)
+        _positive_int("runner.checkpoint_every", r.checkpoint_every)
+        _non_negative_int("runner.torch_threads", r.torch_threads)
+        batch = e.num_envs * r.steps_per_iteration
+        for name, mb in (("ppo.num_mini_batches", o.num_mini_batches), ("q.num_mini_batches", q.num_mini_batches)):
+            if mb > batch:
+                raise ConfigError(
+                    f"{name} ({mb}) must not exceed the samples per iteration, env.num_envs x "
+                    f"runner.steps_per_iteration = {batch}"
+                )
+        return self
+
+
+# ------------------------------------------------------------------ presets
+def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
+    """Experiment presets (the paper's method and its baselines from the same code) and machine profiles.
+
+    - ``prpd``: the paper: 70 -> 10 mm, dynamic alpha.
+    - ``fixed``: fixed-resolution PPO at the finest resolution (set ``prpd.resolutions_mm=[d]`` for another d),
+      trained to the iteration cap.
+    - ``direct``: direct coarse-to-fine transfer, resolutions (70, 10).
+    - ``alpha0`` / ``alpha1``: PRPD with alpha fixed at 0 / 1 (ablation).
+    - ``paper``: 128 envs x 128 steps per iteration.
+    - ``cpu``: a small profile for a CPU machine: 16 envs x 64 steps, smaller networks.
+    """
+    if name == "prpd":
+        cfg.prpd.resolutions_mm = PAPER_RESOLUTIONS_MM
+        cfg.prpd.alpha_mode = "dynamic"
+    elif name == "fixed":
+        cfg.prpd.resolutions_mm = (PAPER_RESOLUTIONS_MM[-1],)
+        cfg.prpd.finish_on_threshold = False
+    elif name == "direct":
+        cfg.prpd.resolutions_mm = (PAPER_RESOLUTIONS_MM[0], PAPER_RESOLUTIONS_MM[-1])
+    elif name == "alpha0":
+        cfg.prpd.alpha_mode, cfg.prpd.alpha_fixed = "fixed", 0.0
+    elif name == "alpha1":
+        cfg.prpd.alpha_mode, cfg.prpd.alpha_fixed = "fixed", 1.0
+    elif name == "paper":
+        cfg.env.num_envs, cfg.runner.steps_per_iteration = 128, 128
+    elif name == "cpu":
+        cfg.env.num_envs, cfg.runner.steps_per_iteration = 16, 64
+        cfg.policy.actor_hidden_dims = cfg.policy.critic_hidden_dims = (128, 64)
+        cfg.q.hidden_dims = (128, 128)
+    else:
+        raise ConfigError(f"unknown preset {name!r}; expected one of {list(PRESETS)}")
+    return cfg
+
+
+PRESETS = ("prpd", "fixed", "direct", "alpha0", "alpha1", "paper", "cpu")
+
+
+# ------------------------------------------------------------------ typed setters
+def _plain(x):
+    """asdict() output -> YAML/JSON-safe (tuples become lists)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _field_types(obj) -> dict[str, Any]:
+    return typing.get_type_hints(type(obj))
+
+
+def _update_from_dict(obj, data: dict, prefix: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        sub = getattr(obj, key, None) if _has_field(obj, key) else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            _update_from_dict(sub, value, prefix=f"{path}.")
+        else:
+            _set_field(obj, key, value, path)
+
+
+def _has_field(obj, name: str) -> bool:
+    return any(f.name == name for f in dataclasses.fields(obj))
+
+
+def set_dotted(root, dotted: str, value) -> None:
+    """Set ``a.b.c`` on a dataclass tree, coercing ``value`` to the field's annotated type."""
+    _set_dotted(root, dotted, value)
+
+
+def _set_dotted(root, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    obj = root
+    for i, name in enumerate(parts):
+        path = ".".join(parts[: i + 1])
+        if not _has_field(obj, name):
+            known = [f.name for f in dataclasses.fields(obj)]
+            where = ".".join(parts[:i]) or "the config root"
+            raise ConfigError(f"unknown config key {path!r}: {where} has {known}")
+        current = getattr(obj, name)
+        last = i == len(parts) - 1
+        if isinstance(current, dict) and not last:
+            # Free-form option dicts take the rest of the dotted key as one entry.
+            current[".".join(parts[i + 1 :])] = value
+            return
+        if last:
+            if dataclasses.is_dataclass(current):
+                _update_from_dict(current, value, prefix=f"{path}.")
+            else:
+                _set_field(obj, name, value, path)
+            return
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"config key {path!r} is a value, not a section; cannot set {dotted!r}")
+        obj = current
+
+
+def _set_field(obj, name: str, value, path: str) -> None:
+    if not _has_field(obj, name):
+        known = [f.name for f in dataclasses.fields(obj)]
+        raise ConfigError(f"unknown config key {path!r}; known keys here: {known}")
+    setattr(obj, name, _coerce(value, _field_types(obj)[name], path))
+
+
+def _coerce(value, typ, path: str):
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{path} must be a boolean (true/false), got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{path} must be an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{path} must be an integer, got {value!r}") from None
+        if not f.is_integer():
+            raise ConfigError(f"{path} must be an integer, got {value!r}")
+        return int(f)
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path} must be a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(typ)
+        homogeneous = len(args) == 2 and args[1] is Ellipsis
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        what = f"a list of {args[0].__name__}" if homogeneous else f"a list of {len(args)} values"
+        if not isinstance(value, (list, tuple)) or (not homogeneous and len(value) != len(args)):
+            raise ConfigError(f"{path} must be {what}, got {value!r}")
+        types = [args[0]] * len(value) if homogeneous else list(args)
+        return tuple(_coerce(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, types)))
+    if typ is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+# ------------------------------------------------------------------ validators
+def _choice(path, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{path} must be one of {list(choices)}, got {value!r}")
+
+
+def _positive_int(path, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{path} must be a positive integer, got {value!r}")
+
+
+def _non_negative_int(path, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{path} must be an integer >= 0, got {value!r}")
+
+
+def _number(path, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{path} must be a finite number, got {value!r}")
+
+
+def _positive(path, value):
+    _number(path, value)
+    if value <= 0:
+        raise ConfigError(f"{path} must be > 0, got {value!r}")
+
+
+def _non_negative(path, value):
+    _number(path, value)
+    if value < 0:
+        raise ConfigError(f"{path} must be >= 0, got {value!r}")
+
+
+def _in_range(path, value, lo, hi, open_low=False):
+    _number(path, value)
+    if value > hi or value < lo or (open_low and value == lo):
+        bracket = "(" if open_low else "["
+        raise ConfigError(f"{path} must be in {bracket}{lo}, {hi}], got {value!r}")
+
+
+def _hidden(path, dims):
+    if len(dims) == 0 or any(not isinstance(d, int) or d <= 0 for d in dims):
+        raise ConfigError(f"{path} must be a non-empty list of positive layer widths, got {list(dims)}")
+
+
+__all__ = [
+    "ConfigError",
+    "EnvConfig",
+    "PAPER_RESOLUTIONS_MM",
+    "PPOConfig",
+    "PRESETS",
+    "PRPDConfig",
+    "PolicyConfig",
+    "QConfig",
+    "RunnerConfig",
+    "TrainConfig",
+    "apply_preset",
+    "set_dotted",
+]

@@ -1,0 +1,51 @@
+"""Env factories from the config: the Newton excavation env (imported lazily) or a toy env."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..config import ConfigError, TrainConfig, set_dotted
+from ..env.vec_env import EnvFactory, VecEnv
+
+# (delta_mm, randomize) -> env; evaluation switches domain randomisation per call.
+EvalEnvFactory = Callable[[float, bool], VecEnv]
+
+
+def build_eval_factory(cfg: TrainConfig, *, num_envs: int | None = None) -> EvalEnvFactory:
+    e, r = cfg.env, cfg.runner
+    n = num_envs or e.num_envs
+
+    if e.name == "excavation":
+        # Lazy: the simulator (Newton/Warp) loads only when an excavation env is really built.
+        from ..env.config import ExcavationEnvConfig
+
+        base = ExcavationEnvConfig(num_envs=n, device=r.device, seed=r.seed)
+        for key, value in e.options.items():
+            try:
+                set_dotted(base, key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"env.options: {exc}") from None
+
+        def make(delta_mm: float, randomize: bool) -> VecEnv:
+            from dataclasses import replace
+
+            from ..env.excavation_env import make_env
+
+            env_cfg = replace(base, randomization=replace(base.randomization, enabled=bool(randomize)))
+            return make_env(delta_mm, env_cfg)
+
+        return make
+
+    from ..toy_envs import make_toy_env
+
+    def make_toy(delta_mm: float, randomize: bool) -> VecEnv:
+        return make_toy_env(e.name, delta_mm, num_envs=n, seed=r.seed, randomize=randomize, device=r.device, **e.options)
+
+    return make_toy
+
+
+def build_env_factory(cfg: TrainConfig, *, randomize: bool | None = None, num_envs: int | None = None) -> EnvFactory:
+    """The training EnvFactory: ``delta_mm -> VecEnv`` with ``cfg.env``'s settings."""
+    make = build_eval_factory(cfg, num_envs=num_envs)
+    dr = cfg.env.randomize if randomize is None else randomize
+    return lambda delta_mm: make(delta_mm, dr)
