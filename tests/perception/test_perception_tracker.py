@@ -1,0 +1,85 @@
+"""Tracker: smoothing, gating, re-acquisition, holding with age while occluded."""
+
+import numpy as np
+import pytest
+
+from excavation.perception import Reason, RockEstimate, RockTracker, TrackerConfig
+
+
+def seen(x, y=0.0, z=0.0, conf=0.9):
+    return RockEstimate(np.array([x, y, z]), conf, Reason.DETECTED, 0.0, detected=True, num_points=100)
+
+
+def unseen(reason=Reason.OCCLUDED_BY_BUCKET):
+    return RockEstimate(None, 0.0, reason, 0.0)
+
+
+def test_no_track_no_position():
+    tr = RockTracker()
+    out = tr.update(unseen(Reason.NONE_ABOVE_GROUND), 0.0)
+    assert out.position is None and out.reason == Reason.NONE_ABOVE_GROUND
+
+
+def test_smoothing_and_noise_reduction():
+    tr = RockTracker(TrackerConfig(smoothing=0.3))
+    rng = np.random.default_rng(0)
+    raw, smooth = [], []
+    for i in range(60):
+        x = 0.05 + rng.normal(0, 0.003)
+        raw.append(x)
+        smooth.append(tr.update(seen(x), i * 0.1).position[0])
+    assert np.std(smooth[20:]) < 0.6 * np.std(raw[20:])
+    assert abs(np.mean(smooth[20:]) - 0.05) < 0.002
+
+
+def test_holds_last_estimate_with_age_and_decaying_confidence():
+    tr = RockTracker(TrackerConfig(confidence_time_constant=2.0))
+    tr.update(seen(0.02, 0.01), 1.0)
+    a = tr.update(unseen(), 1.5)
+    b = tr.update(unseen(), 3.0)
+    assert np.allclose(a.position, [0.02, 0.01, 0.0]) and np.allclose(b.position, a.position)
+    assert not a.detected and a.reason == Reason.OCCLUDED_BY_BUCKET
+    assert a.age_s == pytest.approx(0.5) and b.age_s == pytest.approx(2.0)
+    assert 0 < b.confidence < a.confidence < 0.9
+    c = tr.update(seen(0.021, 0.01), 3.1)
+    assert c.detected and c.age_s == 0.0
+
+
+def test_gate_rejects_single_outlier_then_reacquires_on_consistent_jump():
+    tr = RockTracker(TrackerConfig(gate=0.04, reacquire_frames=3))
+    for i in range(5):
+        tr.update(seen(0.0), i * 0.1)
+    out = tr.update(seen(0.10), 0.5)  # one glitch far away
+    assert out.reason == Reason.OUTSIDE_GATE and not out.detected
+    assert abs(out.position[0]) < 1e-9
+    back = tr.update(seen(0.001), 0.6)
+    assert back.detected and abs(back.position[0]) < 0.002
+    # The rock really moved: three agreeing detections in a row move the track.
+    outs = [tr.update(seen(0.09 + 0.002 * k), 0.7 + 0.1 * k) for k in range(3)]
+    assert [o.detected for o in outs] == [False, False, True]
+    assert abs(outs[-1].position[0] - 0.092) < 0.003
+
+
+def test_low_confidence_detection_counts_as_none():
+    tr = RockTracker(TrackerConfig(min_confidence=0.3))
+    out = tr.update(seen(0.05, conf=0.1), 0.0)
+    assert out.position is None
+
+
+def test_max_hold_expires_and_time_must_not_go_back():
+    tr = RockTracker(TrackerConfig(max_hold_s=1.0))
+    tr.update(seen(0.0), 0.0)
+    assert tr.update(unseen(), 0.9).position is not None
+    out = tr.update(unseen(), 1.2)
+    assert out.position is None and out.reason == Reason.TRACK_EXPIRED
+    with pytest.raises(ValueError, match="stamp_s went backwards"):
+        tr.update(unseen(), 0.5)
+
+
+def test_doubtful_detections_move_the_track_less():
+    moves = []
+    for conf in (0.9, 0.2):
+        tr = RockTracker(TrackerConfig(smoothing=0.5, min_confidence=0.1))
+        tr.update(seen(0.0, conf=0.9), 0.0)
+        moves.append(tr.update(seen(0.02, conf=conf), 0.1).position[0])
+    assert 0 < moves[1] < moves[0] <= 0.02
