@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian/Ubuntu machine with Python 3.11: system packages, the project venv (.venv)
+# with every pinned dependency, and the two project packages (training + ROS package) in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+# open3d needs libusb at import time.
+if ! ldconfig -p 2>/dev/null | grep -q libusb-1.0; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq libusb-1.0-0
+fi
+
+[ -d .venv ] || "$PYTHON" -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q -r requirements.txt
+python -m pip install -q --no-deps -e ros2_ws/src/excavation -e training
+echo "setup done: $(python --version), torch $(python -c 'import torch; print(torch.__version__)'), newton $(python -c 'import newton; print(newton.__version__)')"
