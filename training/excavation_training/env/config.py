@@ -168,6 +168,9 @@ class ExcavationEnvConfig:
     workspace_exit_margin: float = 0.03
     """Targets outside the workspace box are clipped (the bucket never leaves it); a command more than
     this far outside ends the episode as a failure (m)."""
+    auto_reset: bool = True
+    """Reset envs whose episode ended inside ``step`` (learners). False leaves them for the caller's
+    ``reset_envs`` (the ROS sim_world, whose episode runner decides when a new episode starts)."""
     geometry_resample_every: int = 0
     """Rebuild the scene with fresh soil/rock volumes every this many resets of env 0 (0 = never)."""
     scene: SceneConfig = field(default_factory=SceneConfig)

@@ -290,7 +290,7 @@ class ExcavationEnv:
             "rock_in_bucket": truth.in_bucket.clone(),
         }
         ids = torch.nonzero(done).flatten()
-        if ids.numel():
+        if ids.numel() and self.cfg.auto_reset:
             self.reset_envs(ids)
             if self.cfg.geometry_resample_every and self._resets_of_env0 >= self.cfg.geometry_resample_every:
                 self._resets_of_env0 = 0
