@@ -1,0 +1,98 @@
+"""Real cell: UR5e driver (RTDE) + depth perception + policy, optionally the RealSense and a recording.
+
+    ros2 launch excavation real.launch.py robot_ip:=192.168.1.102 policy_bundle:=/path/to/policies/NAME
+
+Run ``ros2 launch excavation real.launch.py --show-args`` for every argument. The driver starts
+DISABLED: nothing moves until ``ros2 service call /enable std_srvs/srv/Trigger``.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, LogInfo
+from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = "excavation"
+
+
+def generate_launch_description():
+    share = get_package_share_directory(PACKAGE)
+    config = os.path.join(share, "config")
+
+    args = [
+        DeclareLaunchArgument("robot_ip", default_value="192.168.1.102",
+                              description="IP of the UR5e controller; the driver talks to nothing else."),
+        DeclareLaunchArgument("driver_params", default_value=os.path.join(config, "ur5e_driver.yaml"),
+                              description="ROS parameter file of ur5e_driver (safety box, limits, rates)."),
+        DeclareLaunchArgument("robot_calibration", default_value=os.path.join(config, "calibration_robot.yaml"),
+                              description="YAML with T_base_tray (tray frame in the UR base frame)."),
+        DeclareLaunchArgument("tray_calibration", default_value=os.path.join(config, "calibration.yaml"),
+                              description="YAML with T_tray_camera from `ros2 run excavation calibrate_tray` "
+                                          "(perception); must exist before launching."),
+        DeclareLaunchArgument("policy_bundle", default_value=os.path.join(share, "policies", "default"),
+                              description="Policy bundle folder (policy.pt + policy.json)."),
+        DeclareLaunchArgument("depth_topic", default_value="/camera/camera/depth/image_rect_raw",
+                              description="Depth image topic (realsense-ros default name)."),
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera/depth/camera_info",
+                              description="Depth CameraInfo topic (realsense-ros default name)."),
+        DeclareLaunchArgument("launch_camera", default_value="false",
+                              description="Also start realsense2_camera's rs_launch.py (depth only)."),
+        DeclareLaunchArgument("record", default_value="false",
+                              description="Record all topics with `ros2 bag record -s mcap`."),
+        DeclareLaunchArgument("record_path", default_value="excavation_run",
+                              description="Output folder of the MCAP recording."),
+        DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of the nodes."),
+    ]
+
+    camera = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("realsense2_camera"), "launch",
+                                                            "rs_launch.py"])),
+        launch_arguments={"enable_color": "false", "enable_depth": "true", "align_depth.enable": "false"}.items(),
+        condition=IfCondition(LaunchConfiguration("launch_camera")),
+    )
+
+    ros_args = ["--ros-args", "--log-level", LaunchConfiguration("log_level")]
+    driver = Node(
+        package=PACKAGE,
+        executable="ur5e_driver",
+        name="ur5e_driver",
+        output="screen",
+        parameters=[LaunchConfiguration("driver_params"),
+                    {"robot_ip": LaunchConfiguration("robot_ip"),
+                     "calibration_file": LaunchConfiguration("robot_calibration")}],
+        # A driver that cannot construct ur_rtde exits with an error; restart it after a pause.
+        respawn=True,
+        respawn_delay=3.0,
+        arguments=ros_args,
+    )
+    perception = Node(
+        package=PACKAGE,
+        executable="perception",
+        name="perception",
+        output="screen",
+        parameters=[{"calibration_file": LaunchConfiguration("tray_calibration"),
+                     "depth_topic": LaunchConfiguration("depth_topic"),
+                     "camera_info_topic": LaunchConfiguration("camera_info_topic")}],
+        arguments=ros_args,
+    )
+    policy = Node(
+        package=PACKAGE,
+        executable="policy",
+        name="policy",
+        output="screen",
+        parameters=[{"policy_bundle": LaunchConfiguration("policy_bundle")}],
+        arguments=ros_args,
+    )
+    record = ExecuteProcess(
+        cmd=["ros2", "bag", "record", "-s", "mcap", "-a", "-o", LaunchConfiguration("record_path")],
+        output="screen",
+        condition=IfCondition(LaunchConfiguration("record")),
+    )
+    note = LogInfo(msg=PythonExpression(["'ur5e_driver on ' + '", LaunchConfiguration("robot_ip"),
+                                         "' + ': DISABLED until /enable is called'"]))
+    return LaunchDescription([*args, camera, driver, perception, policy, record, note])

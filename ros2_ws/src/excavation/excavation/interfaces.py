@@ -1,0 +1,67 @@
+"""ROS 2 names and types served by both robot drivers (real ``ur5e_driver`` and ``sim_robot``).
+
+Perception and policy nodes use only these, so they run unchanged on the real and simulated arm.
+Types are given as "package/msg/Name" strings plus ``msg_type(...)`` for a lazy import, so this
+module imports without ROS installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TRAY_FRAME = "tray"
+BASE_FRAME = "base"
+
+# Published by the robot driver.
+JOINT_STATES = "joint_states"  # sensor_msgs/msg/JointState, UR joint names, rad, rad/s
+BUCKET_POSE = "bucket_pose"  # geometry_msgs/msg/PoseStamped, frame `tray`: tip position, pitch about y
+TCP_WRENCH = "tcp_wrench"  # geometry_msgs/msg/WrenchStamped, frame `base` (RTDE actual_TCP_force)
+ROCK_IN_BUCKET = "rock_in_bucket"  # std_msgs/msg/Bool
+DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/msg/DiagnosticArray
+# Subscribed by the robot driver.
+BUCKET_TARGET = "bucket_target"  # geometry_msgs/msg/PoseStamped in `tray` (tip position, pitch about y)
+# Services of the robot driver (std_srvs/srv/Trigger).
+ENABLE = "enable"  # allow motion (after connect, recover, or stop)
+STOP = "stop"  # stop motion now and disable
+RECOVER = "recover"  # clear a protective stop / e-stop aftermath, or retry a lost connection
+
+TOPICS = {
+    JOINT_STATES: "sensor_msgs/msg/JointState",
+    BUCKET_POSE: "geometry_msgs/msg/PoseStamped",
+    TCP_WRENCH: "geometry_msgs/msg/WrenchStamped",
+    ROCK_IN_BUCKET: "std_msgs/msg/Bool",
+    DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
+    BUCKET_TARGET: "geometry_msgs/msg/PoseStamped",
+}
+SERVICES = {ENABLE: "std_srvs/srv/Trigger", STOP: "std_srvs/srv/Trigger", RECOVER: "std_srvs/srv/Trigger"}
+DRIVER_PUBLISHES = (JOINT_STATES, BUCKET_POSE, TCP_WRENCH, ROCK_IN_BUCKET, DIAGNOSTICS)
+DRIVER_SUBSCRIBES = (BUCKET_TARGET,)
+
+
+def msg_type(type_name: str):
+    """Import a message/service class from its "pkg/msg/Name" string."""
+    pkg, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+def pitch_to_quaternion(pitch: float) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a rotation by ``pitch`` about +y (contract: + = tip down)."""
+    import math
+
+    return (0.0, math.sin(pitch / 2.0), 0.0, math.cos(pitch / 2.0))
+
+
+def quaternion_to_pitch(x: float, y: float, z: float, w: float) -> tuple[float, float]:
+    """(pitch about y, magnitude of the non-pitch part) of a unit quaternion.
+
+    The second value lets a consumer refuse orientations that are not a pure pitch.
+    """
+    import math
+
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not math.isfinite(n) or n < 1e-9:
+        return float("nan"), float("inf")
+    x, y, z, w = x / n, y / n, z / n, w / n
+    if w < 0:
+        x, y, z, w = -x, -y, -z, -w
+    return 2.0 * math.atan2(y, w), math.hypot(x, z)
