@@ -1,0 +1,293 @@
+"""launch_stack: the simulated stack from one command where `ros2 launch` is not installed.
+
+Starts the same nodes as ``launch/sim.launch.py``, as separate processes, with the same parameter file
+(``config/sim.yaml``) plus the overrides given here; waits for the episode runner to finish, then
+stops everything. Ctrl-C / SIGTERM are forwarded. Every node runs in its own process group; stopping
+is SIGINT, then SIGTERM, then SIGKILL of the whole group after timeouts, so no process is left behind.
+
+Exit code: the episode runner's (0 = all episodes ran and the summary was printed); 1 when a node died
+before the run finished; 2 for bad arguments or a missing config; 3 for a refused policy bundle;
+130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import ros_common as rc
+
+NODES = ("sim_world", "sim_camera", "sim_robot", "perception", "policy", "episode_runner")
+MODULES = {
+    "sim_world": "excavation.nodes.sim_world",
+    "sim_camera": "excavation.nodes.sim_camera",
+    "sim_robot": "excavation.nodes.sim_robot",
+    "perception": "excavation.nodes.perception_node",
+    "policy": "excavation.nodes.policy_node",
+    "episode_runner": "excavation.nodes.episode_runner",
+    "recorder": "excavation.recorder",
+}
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: object = None
+    lines: list = field(default_factory=list)
+
+
+def ros_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(ros_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return v if v else "''"
+    return repr(v)
+
+
+def build_commands(a) -> dict[str, list[str]]:
+    """Command line of every process: python -m <module> --ros-args --params-file <config> -p ..."""
+    overrides: dict[str, dict] = {n: {} for n in NODES}
+    overrides["sim_world"]["use_sim_time"] = False
+    if a.resolution is not None:
+        overrides["sim_world"]["resolution_mm"] = float(a.resolution)
+    if a.seed is not None:
+        overrides["sim_world"]["seed"] = int(a.seed)
+    if a.randomization is not None:
+        overrides["sim_world"]["randomization"] = a.randomization
+    if a.max_episode_steps is not None:
+        overrides["sim_world"]["max_episode_steps"] = int(a.max_episode_steps)
+    if a.camera_width is not None:
+        overrides["sim_world"]["camera_width"] = int(a.camera_width)
+    if a.camera_height is not None:
+        overrides["sim_world"]["camera_height"] = int(a.camera_height)
+    if a.policy is not None:
+        overrides["policy"]["policy_path"] = os.path.abspath(a.policy)
+    if a.depth_topic:
+        overrides["sim_camera"]["image_topic"] = a.depth_topic
+        overrides["perception"]["depth_topic"] = a.depth_topic
+    if a.info_topic:
+        overrides["sim_camera"]["info_topic"] = a.info_topic
+        overrides["perception"]["info_topic"] = a.info_topic
+        overrides["episode_runner"]["info_topic"] = a.info_topic
+    if a.qos:
+        for n in ("sim_world", "sim_camera", "perception", "episode_runner"):
+            overrides[n]["qos_reliability"] = a.qos
+    overrides["episode_runner"]["episodes"] = int(a.episodes)
+    if a.summary_json:
+        overrides["episode_runner"]["summary_json"] = os.path.abspath(a.summary_json)
+    for item in a.param or []:
+        node, _, kv = item.partition(":")
+        k, _, v = kv.partition("=")
+        if node not in overrides or not k or not _:
+            raise ValueError(f"--param {item!r}: expected NODE:NAME=VALUE with NODE in {list(NODES)}")
+        overrides[node][k] = _parse_scalar(v)
+    params_file = merged_params_file(a.config, overrides, a.params_out)
+    cmds = {n: [sys.executable, "-m", MODULES[n], "--ros-args", "--params-file", params_file] for n in NODES}
+    if a.record:
+        cmds["recorder"] = [sys.executable, "-m", MODULES["recorder"], "--output", os.path.abspath(a.record)] + (
+            ["--images"] if a.record_images else []) + ["--ros-args", "-p", "use_sim_time:=true"]
+    return cmds
+
+
+def merged_params_file(config: str, overrides: dict[str, dict], out_path: str) -> str:
+    """The config with the overrides merged into each node's section, written to ``out_path``.
+
+    Merged into one file rather than given as ``-p``: rcl ranks a node's own section in a params
+    file above global ``-p`` overrides, so those would silently lose.
+    """
+    import yaml
+
+    with open(config, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{config}: not a ROS parameter file (expected a mapping of node names)")
+    for node, values in overrides.items():
+        section = data.setdefault(node, {}).setdefault("ros__parameters", {})
+        section.update(values)
+    with open(out_path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    return out_path
+
+
+def _parse_scalar(v: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(v)
+    except yaml.YAMLError:
+        return v
+
+
+class Stack:
+    def __init__(self, cmds: dict[str, list[str]], log_dir: str | None, quiet: bool):
+        self.cmds, self.log_dir, self.quiet = cmds, log_dir, quiet
+        self.procs: list[Proc] = []
+        self.stop_requested = threading.Event()
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.log_dir:
+            os.makedirs(self.log_dir, exist_ok=True)
+        for name, cmd in self.cmds.items():
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 env=env, start_new_session=True, text=True, errors="replace")
+            log = open(os.path.join(self.log_dir, f"{name}.log"), "w") if self.log_dir else None
+            proc = Proc(name, p, log)
+            self.procs.append(proc)
+            threading.Thread(target=self._pump, args=(proc,), daemon=True).start()
+
+    def _pump(self, proc: Proc) -> None:
+        for line in proc.popen.stdout:
+            proc.lines.append(line)
+            del proc.lines[:-50]
+            if proc.log:
+                proc.log.write(line)
+                proc.log.flush()
+            # The summary and errors always reach the terminal; node chatter only without --quiet.
+            if not self.quiet or proc.name == "episode_runner" or "ERROR" in line or "Traceback" in line:
+                sys.stdout.write(line if proc.name == "episode_runner" else f"[{proc.name}] {line}")
+                sys.stdout.flush()
+
+    def get(self, name: str) -> Proc | None:
+        return next((p for p in self.procs if p.name == name), None)
+
+    def stop(self, grace_s: float = 8.0) -> None:
+        """SIGINT every group, then SIGTERM, then SIGKILL; reap everything."""
+        for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            alive = [p for p in self.procs if p.popen.poll() is None]
+            if not alive:
+                break
+            for p in alive:
+                try:
+                    os.killpg(p.popen.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and any(p.popen.poll() is None for p in alive):
+                time.sleep(0.05)
+        # A node's own children (if any) live in its group: make sure the groups are empty too.
+        for p in self.procs:
+            try:
+                os.killpg(p.popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.popen.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                pass
+            if p.log:
+                p.log.close()
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="launch_stack", description="Run the simulated excavation stack (no `ros2 launch` needed).")
+    ap.add_argument("--config", default=rc.config_file("sim.yaml"), help="ROS parameter file for every node (default: the package's sim.yaml)")
+    ap.add_argument("--policy", default=None, help="policy bundle folder (default: policy_path in the config, policies/default)")
+    ap.add_argument("--episodes", type=int, default=3, help="episodes to run (default 3)")
+    ap.add_argument("--resolution", type=float, default=None, help="simulation resolution in mm (default: the config's)")
+    ap.add_argument("--seed", type=int, default=None, help="world seed")
+    ap.add_argument("--randomization", dest="randomization", action="store_true", default=None, help="domain randomisation on")
+    ap.add_argument("--no-randomization", dest="randomization", action="store_false", help="nominal scene")
+    ap.add_argument("--max-episode-steps", type=int, default=None, help="control steps per episode before time-out")
+    ap.add_argument("--camera-width", type=int, default=None)
+    ap.add_argument("--camera-height", type=int, default=None)
+    ap.add_argument("--depth-topic", default=None, help="depth image topic between camera and perception")
+    ap.add_argument("--info-topic", default=None, help="CameraInfo topic between camera and perception")
+    ap.add_argument("--qos", choices=("reliable", "best_effort"), default=None, help="camera QoS reliability")
+    ap.add_argument("--record", default=None, metavar="DIR", help="write an MCAP rosbag2 of the run to DIR")
+    ap.add_argument("--record-images", action="store_true", help="include depth images in the recording")
+    ap.add_argument("--summary-json", default=None, help="write the episode summary as JSON here")
+    ap.add_argument("--param", action="append", metavar="NODE:NAME=VALUE", help="any other parameter override (repeatable)")
+    ap.add_argument("--log-dir", default=None, help="write each node's output to DIR/<node>.log")
+    ap.add_argument("--timeout", type=float, default=None, help="wall-clock limit of the whole run (s)")
+    ap.add_argument("--quiet", action="store_true", help="only the summary and errors on the terminal")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.episodes < 1:
+        print("launch_stack: --episodes must be >= 1", file=sys.stderr)
+        return rc.EXIT_BAD_CONFIG
+    if not os.path.isfile(a.config):
+        print(f"launch_stack: config file {a.config} does not exist", file=sys.stderr)
+        return rc.EXIT_BAD_CONFIG
+    if a.policy is not None and not os.path.isdir(a.policy):
+        print(f"launch_stack: policy bundle folder {a.policy} does not exist", file=sys.stderr)
+        return rc.EXIT_BAD_POLICY
+    tmpdir = tempfile.mkdtemp(prefix="launch_stack.")
+    a.params_out = os.path.join(tmpdir, "params.yaml")
+    try:
+        cmds = build_commands(a)
+    except (ValueError, OSError) as exc:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        print(f"launch_stack: {exc}", file=sys.stderr)
+        return rc.EXIT_BAD_CONFIG
+    if a.dry_run:
+        for n, c in cmds.items():
+            print(f"{n}: {' '.join(c)}")
+        with open(a.params_out) as f:
+            print(f.read())
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        return rc.EXIT_OK
+
+    stack = Stack(cmds, a.log_dir, a.quiet)
+    interrupted = threading.Event()
+
+    def on_signal(signum, frame):
+        interrupted.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = rc.EXIT_RUN_FAILED
+    try:
+        stack.start()
+        t0 = time.monotonic()
+        runner = stack.get("episode_runner")
+        while True:
+            if interrupted.is_set():
+                print("launch_stack: interrupted, stopping every node", file=sys.stderr, flush=True)
+                code = rc.EXIT_INTERRUPTED
+                break
+            rcode = runner.popen.poll()
+            if rcode is not None:
+                code = rcode
+                if rcode != 0:
+                    print(f"launch_stack: episode_runner exited with {rcode}", file=sys.stderr, flush=True)
+                break
+            dead = [p for p in stack.procs if p.name not in ("episode_runner",) and p.popen.poll() is not None]
+            if dead:
+                p = dead[0]
+                tail = "".join(p.lines[-10:])
+                print(f"launch_stack: node {p.name} exited with {p.popen.returncode} before the run finished; "
+                      f"stopping the stack.\n--- last output of {p.name} ---\n{tail}", file=sys.stderr, flush=True)
+                code = rc.EXIT_BAD_POLICY if (p.name == "policy" and p.popen.returncode == rc.EXIT_BAD_POLICY) else (
+                    rc.EXIT_BAD_CONFIG if p.popen.returncode == rc.EXIT_BAD_CONFIG else rc.EXIT_RUN_FAILED)
+                break
+            if a.timeout and time.monotonic() - t0 > a.timeout:
+                print(f"launch_stack: run exceeded --timeout {a.timeout:g} s; stopping", file=sys.stderr, flush=True)
+                code = rc.EXIT_RUN_FAILED
+                break
+            time.sleep(0.1)
+    finally:
+        stack.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Shared plumbing of the excavation ROS nodes: typed, range-checked parameters; QoS from parameters;
+stamps; config-file lookup; and a ``main`` wrapper that turns bad configuration into a clear message
+and a non-zero exit instead of a traceback.
+
+Everything here imports rclpy lazily so the module (and the launcher) import without ROS.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+PACKAGE = "excavation"
+
+# Exit codes shared by the nodes and the launcher.
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_BAD_CONFIG = 2
+EXIT_BAD_POLICY = 3
+EXIT_INTERRUPTED = 130
+
+# Sim-only topics/services between sim_world, sim_camera, sim_robot and episode_runner. The real cell
+# has none of them; perception and policy never use them.
+SIM_BUCKET_STATE = "sim/bucket_state"  # PoseStamped (tray): bucket pose the physics realised
+SIM_BUCKET_COMMAND = "sim/bucket_command"  # PoseStamped (tray): sim_robot's set point for the next step
+SIM_ROCK_POSE = "sim/rock_pose"  # PoseStamped (tray): ground-truth rock pose
+SIM_ROCK_IN_BUCKET = "sim/rock_in_bucket_truth"  # std_msgs/Bool
+SIM_SUCCESS = "sim/success"  # std_msgs/Bool: the success condition holds this step
+SIM_EPISODE = "sim/episode_status"  # std_msgs/String, JSON (see sim_world.py)
+SIM_RESET = "sim/reset"  # std_srvs/Trigger: new episode
+SIM_RAW_IMAGE = "sim/camera/depth/image_rect_raw"
+SIM_RAW_INFO = "sim/camera/depth/camera_info"
+# Perception outputs.
+ROCK_POSITION = "rock_position"  # geometry_msgs/PointStamped (tray), stamp = depth frame's stamp
+GROUND_HEIGHT = "ground_height"  # std_msgs/Float64 (m, tray z of the soil at the tray centre)
+PERCEPTION_MARKERS = "perception/markers"
+POLICY_MARKERS = "policy/markers"
+# Realsense-ros names of the depth stream.
+REALSENSE_IMAGE = "/camera/camera/depth/image_rect_raw"
+REALSENSE_INFO = "/camera/camera/depth/camera_info"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter: default, a check, and the text shown in its descriptor and errors."""
+
+    default: Any
+    description: str
+    check: Callable[[Any], bool] | None = None
+    expected: str = ""
+
+
+def positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def in_range(lo: float, hi: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+
+
+def one_of(*choices) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+def declare_params(node, spec: dict[str, Param]) -> dict[str, Any]:
+    """Declare every parameter with its descriptor, then check them all; ValueError lists every bad one."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    values, errors = {}, []
+    for name, p in spec.items():
+        desc = p.description + (f" Valid: {p.expected}." if p.expected else "")
+        try:
+            v = node.declare_parameter(name, p.default, ParameterDescriptor(description=desc)).value
+        except Exception as exc:  # wrong type from a params file or the command line
+            errors.append(f"parameter {name}: {exc}")
+            continue
+        if p.check is not None:
+            try:
+                ok = bool(p.check(v))
+            except Exception:
+                ok = False
+            if not ok:
+                errors.append(f"parameter {name}={v!r} is invalid (expected {p.expected or desc})")
+        values[name] = v
+    if errors:
+        raise ValueError(f"{node.get_name()}: " + "; ".join(errors))
+    return values
+
+
+def make_qos(reliability: str = "reliable", depth: int = 5):
+    """QoS for sensor streams. Reliable is the default: best effort drops large images on Fast DDS."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    rel = ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=rel)
+
+
+def stamp_to_s(stamp) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def s_to_stamp(t: float):
+    from builtin_interfaces.msg import Time
+
+    ns = int(round(t * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def now_s(node) -> float:
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def pose_msg(stamp, frame: str, xyz, pitch: float):
+    from geometry_msgs.msg import PoseStamped
+
+    from . import interfaces as I
+
+    m = PoseStamped()
+    m.header.stamp = stamp
+    m.header.frame_id = frame
+    m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in xyz)
+    qx, qy, qz, qw = I.pitch_to_quaternion(float(pitch))
+    m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = qx, qy, qz, qw
+    return m
+
+
+def pose_from_msg(msg) -> tuple[list[float], float, float]:
+    """(tip xyz, pitch, non-pitch rotation magnitude) of a PoseStamped."""
+    from . import interfaces as I
+
+    o = msg.pose.orientation
+    pitch, off = I.quaternion_to_pitch(o.x, o.y, o.z, o.w)
+    p = msg.pose.position
+    return [p.x, p.y, p.z], pitch, off
+
+
+def config_dir() -> str:
+    """The package's config folder: the installed share/ when ament_index knows the package, else the
+    source tree's (editable pip installs)."""
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
+    if os.path.isdir(src):
+        return src
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return os.path.join(get_package_share_directory(PACKAGE), "config")
+    except Exception:
+        return src
+
+
+def config_file(name: str) -> str:
+    return os.path.join(config_dir(), name)
+
+
+def run_node(make_node: Callable[[], Any], args=None, *, threads: int = 1, on_shutdown: Callable[[Any], None] | None = None) -> int:
+    """rclpy boilerplate: a ValueError from the constructor is a configuration error (message, exit 2);
+    ``SystemExit`` from it passes its code through; Ctrl-C / SIGTERM end the spin cleanly."""
+    import signal
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    # rclpy turns SIGINT into a clean shutdown; make SIGTERM (from launchers) do the same.
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    try:
+        node = make_node()
+    except ValueError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return EXIT_BAD_CONFIG
+    except SystemExit as exc:
+        rclpy.try_shutdown()
+        return int(exc.code or 0)
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    executor.add_node(node)
+    code = EXIT_OK
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        code = getattr(node, "exit_code", None) or code
+        if on_shutdown is not None:
+            try:
+                on_shutdown(node)
+            except Exception as exc:
+                print(f"[WARN] shutdown: {exc}", file=sys.stderr)
+        try:
+            node.destroy_node()
+        except Exception:
+            pass
+        rclpy.try_shutdown()
+    return code

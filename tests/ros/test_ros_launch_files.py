@@ -1,0 +1,107 @@
+"""Launch files parse and name only executables and config files that exist (static: `launch` is not
+installable here, so they are read with ast, never imported)."""
+
+import ast
+import os
+import re
+
+import pytest
+
+from conftest import PKG, REPO
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _console_scripts():
+    tree = ast.parse(open(os.path.join(PKG, "setup.py")).read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            m = re.match(r"^\s*([A-Za-z_][\w]*)\s*=\s*[\w.]+:\w+\s*$", node.value)
+            if m:
+                names.add(m.group(1))
+    return names
+
+
+def _constants(tree):
+    """Module-level NAME = "string" assignments (launch files name their package and config that way)."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    out[t.id] = node.value.value
+    return out
+
+
+def _kw_strings(tree, key):
+    consts, out = _constants(tree), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == key and isinstance(kw.value, ast.Constant):
+                    out.append(kw.value.value)
+                elif kw.arg == key and isinstance(kw.value, ast.Name):
+                    assert kw.value.id in consts, f"{key}={kw.value.id} is not a module-level string constant"
+                    out.append(consts[kw.value.id])
+    return out
+
+
+def test_sim_launch_parses_and_references_exist():
+    path = os.path.join(REPO, "launch", "sim.launch.py")
+    tree = ast.parse(open(path).read(), filename=path)
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+    scripts = _console_scripts()
+    execs = _kw_strings(tree, "executable")
+    assert set(execs) >= {"sim_world", "sim_camera", "sim_robot", "perception", "policy", "episode_runner"}
+    assert set(execs) <= scripts, f"unknown executables {set(execs) - scripts}"
+    assert set(_kw_strings(tree, "package")) == {"excavation"}
+    consts = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    yamls = {c for c in consts if c.endswith(".yaml")}
+    assert yamls, "the launch file names no config file"
+    for y in yamls:
+        assert os.path.isfile(os.path.join(PKG, "config", y)), y
+    # Every launch argument is described, and the documented ones are there.
+    args = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+            desc = [kw for kw in node.keywords if kw.arg == "description"]
+            args[node.args[0].value] = bool(desc and desc[0].value.value)
+    assert {"policy", "resolution", "depth_topic", "info_topic", "qos", "record"} <= set(args)
+    assert all(args.values())
+
+
+def test_all_launch_files_parse_and_name_existing_executables():
+    scripts = _console_scripts()
+    folder = os.path.join(REPO, "launch")
+    for name in os.listdir(folder):
+        if name.endswith(".launch.py"):
+            tree = ast.parse(open(os.path.join(folder, name)).read(), filename=name)
+            assert set(_kw_strings(tree, "executable")) <= scripts, name
+
+
+def test_config_names_every_node_and_launcher_uses_it():
+    import yaml
+
+    from excavation import launcher
+
+    data = yaml.safe_load(open(os.path.join(PKG, "config", "sim.yaml")))
+    assert set(launcher.NODES) <= set(data)
+    for n in launcher.NODES:
+        assert "ros__parameters" in data[n]
+    # The console scripts the launcher's modules stand for exist in setup.py.
+    assert set(launcher.NODES) <= _console_scripts()
+
+
+def test_every_declared_parameter_is_documented_in_sim_yaml():
+    import importlib
+
+    import yaml
+
+    data = yaml.safe_load(open(os.path.join(PKG, "config", "sim.yaml")))
+    mods = {"sim_world": "sim_world", "sim_camera": "sim_camera", "sim_robot": "sim_robot",
+            "perception": "perception_node", "policy": "policy_node", "episode_runner": "episode_runner"}
+    for node, mod in mods.items():
+        params = importlib.import_module(f"excavation.nodes.{mod}").PARAMS
+        assert set(params) == set(data[node]["ros__parameters"]), node
+        assert all(p.description for p in params.values())
