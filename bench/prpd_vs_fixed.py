@@ -1,0 +1,175 @@
+"""PRPD vs fixed-fine PPO vs direct coarse-to-fine transfer, plus the alpha 0 / 1 / dynamic ablation.
+
+Every method trains from the same seed under the same sample budget, each in its own process.
+A method "reaches" the finest resolution when its training success rate there hits ``tau``; the
+wall time and samples until then are compared (a method that never reaches it is charged the whole
+budget and flagged). Saves ``bench/results/prpd_vs_fixed.json`` and a PNG of success over wall time.
+
+    python bench/prpd_vs_fixed.py                       # CPU profile (see --help for its defaults)
+    python bench/prpd_vs_fixed.py --resolutions 70 60 50 40 30 20 10 --num-envs 128 --steps 128 \\
+        --device cuda --budget-iterations 2000          # the paper's profile on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def method_overrides(method: str, resolutions: list[float]) -> list[str]:
+    finest = resolutions[-1]
+    res = lambda rs: "prpd.resolutions_mm=[" + ",".join(f"{r:g}" for r in rs) + "]"  # noqa: E731
+    return {
+        "prpd": [res(resolutions), "prpd.alpha_mode=dynamic"],
+        "fixed_fine": [res([finest]), "prpd.finish_on_threshold=true"],
+        "direct": [res([resolutions[0], finest]), "prpd.alpha_mode=dynamic"],
+        "alpha0": [res(resolutions), "prpd.alpha_mode=fixed", "prpd.alpha_fixed=0.0"],
+        "alpha1": [res(resolutions), "prpd.alpha_mode=fixed", "prpd.alpha_fixed=1.0"],
+    }[method]
+
+
+def worker(args) -> None:
+    """One method: train, and print one JSON line per iteration."""
+    from excavation_training.config import TrainConfig, apply_preset, set_dotted
+    from excavation_training.runners.env_factory import build_env_factory
+    from excavation_training.runners.prpd_runner import PRPDRunner
+
+    cfg = apply_preset(TrainConfig(), "cpu")
+    for item in [
+        f"env.num_envs={args.num_envs}",
+        f"runner.steps_per_iteration={args.steps}",
+        f"runner.seed={args.seed}",
+        f"runner.device={args.device}",
+        f"runner.max_iterations={args.budget_iterations}",
+        f"prpd.success_threshold={args.tau}",
+        f"prpd.max_iterations_per_stage={args.max_stage_iterations}",
+        "runner.progress=false",
+        "runner.tensorboard=false",
+        "runner.checkpoint_every=1000000",
+        *method_overrides(args.worker, args.resolutions),
+    ]:
+        key, value = item.split("=", 1)
+        set_dotted(cfg, key, value)
+    cfg.validate()
+    t0 = time.perf_counter()
+
+    def report(runner, m):
+        row = {k: m.get(k) for k in ("iteration", "stage", "resolution_mm", "success_rate", "samples", "alpha")}
+        row["wall_s"] = time.perf_counter() - t0
+        print("ROW " + json.dumps(row), flush=True)
+
+    runner = PRPDRunner(cfg, build_env_factory(cfg), Path(args.log_root) / args.worker)
+    runner.learn(callback=report)
+
+
+def summarise(method: str, rows: list[dict], finest: float, tau: float, budget_samples: int) -> dict:
+    hit = next((r for r in rows if r["resolution_mm"] == finest and r["success_rate"] is not None and r["success_rate"] >= tau), None)
+    at_finest = [r["success_rate"] for r in rows if r["resolution_mm"] == finest and r["success_rate"] is not None]
+    last = rows[-1] if rows else {"wall_s": float("nan"), "samples": budget_samples}
+    return {
+        "method": method,
+        "reached_tau_at_finest": hit is not None,
+        "wall_s_to_tau": hit["wall_s"] if hit else last["wall_s"],
+        "samples_to_tau": hit["samples"] if hit else budget_samples,
+        "success_at_finest": max(at_finest[-5:]) if at_finest else 0.0,
+        "iterations": len(rows),
+        "curve": [{"wall_s": r["wall_s"], "samples": r["samples"], "resolution_mm": r["resolution_mm"], "success_rate": r["success_rate"], "alpha": r.get("alpha")} for r in rows],
+    }
+
+
+def plot(results: dict, path: Path, finest: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, res in results.items():
+        xs = [c["wall_s"] / 60 for c in res["curve"]]
+        ys = [c["success_rate"] if c["resolution_mm"] == finest else float("nan") for c in res["curve"]]
+        ax.plot(xs, ys, label=f"{name} (at {finest:g} mm)")
+        stages = [c for c in res["curve"] if c["resolution_mm"] != finest]
+        if stages:
+            ax.plot([c["wall_s"] / 60 for c in stages], [c["success_rate"] for c in stages], ":", alpha=0.5, color=ax.lines[-1].get_color())
+    ax.set_xlabel("wall time (min)")
+    ax.set_ylabel("training success rate")
+    ax.set_title("success at the finest resolution over wall time (dotted: coarser stages)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--resolutions", type=float, nargs="+", default=[70, 60, 50], help="PRPD schedule; the last is the 'fine' one (CPU default 70 60 50)")
+    p.add_argument("--methods", nargs="+", default=["prpd", "fixed_fine", "direct", "alpha0", "alpha1"])
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--steps", type=int, default=64, help="steps per iteration (default 64)")
+    p.add_argument("--tau", type=float, default=0.8, help="success rate that counts as reached (default 0.8 on the CPU profile; paper 0.95)")
+    p.add_argument("--budget-iterations", type=int, default=120, help="iteration budget per method, the same for all (default 120)")
+    p.add_argument("--max-stage-iterations", type=int, default=60, help="PRPD's per-stage cap I (default 60 on the CPU profile; paper 400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--log-root", default="runs/bench_prpd")
+    p.add_argument("--out", default=str(RESULTS / "prpd_vs_fixed.json"))
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args)
+        return 0
+
+    budget_samples = args.budget_iterations * args.num_envs * args.steps
+    finest = args.resolutions[-1]
+    results = {}
+    for method in args.methods:
+        print(f"== {method} ==", flush=True)
+        cmd = [sys.executable, __file__, "--worker", method] + [a for a in sys.argv[1:] if a != "--worker"]
+        rows = []
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+            for line in proc.stdout:
+                if line.startswith("ROW "):
+                    row = json.loads(line[4:])
+                    rows.append(row)
+                    print(f"  it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {row['success_rate']:.2f}  {row['wall_s'] / 60:6.1f} min", flush=True)
+        results[method] = summarise(method, rows, finest, args.tau, budget_samples)
+    out = {
+        "benchmark": "prpd_vs_fixed",
+        "profile": {
+            "device": args.device, "resolutions_mm": args.resolutions, "finest_mm": finest, "num_envs": args.num_envs,
+            "steps_per_iteration": args.steps, "tau": args.tau, "budget_iterations": args.budget_iterations,
+            "max_stage_iterations": args.max_stage_iterations, "seed": args.seed,
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        },
+        "methods": {k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in results.items()},
+        "success_at_finest": {k: v["success_at_finest"] for k, v in results.items()},
+        "curves": {k: v["curve"] for k, v in results.items()},
+    }
+    if "prpd" in results and "fixed_fine" in results:
+        pr, fx = results["prpd"], results["fixed_fine"]
+        out["wall_time_ratio_prpd_over_fixed"] = pr["wall_s_to_tau"] / fx["wall_s_to_tau"] if fx["wall_s_to_tau"] else None
+        out["samples_ratio_prpd_over_fixed"] = pr["samples_to_tau"] / fx["samples_to_tau"] if fx["samples_to_tau"] else None
+        out["note"] = ("ratios use the budget for a method that never reached tau at the finest resolution "
+                       "(see methods.*.reached_tau_at_finest); paper: < 1/7")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    plot(results, path.with_suffix(".png"), finest)
+    for k, v in out["methods"].items():
+        print(f"{k:11s} reached={v['reached_tau_at_finest']!s:5s} wall {v['wall_s_to_tau'] / 60:6.1f} min  samples {v['samples_to_tau']:8d}  success@finest {v['success_at_finest']:.2f}")
+    if "wall_time_ratio_prpd_over_fixed" in out:
+        print(f"PRPD / fixed-fine: wall {out['wall_time_ratio_prpd_over_fixed']:.3f}, samples {out['samples_ratio_prpd_over_fixed']:.3f}")
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
