@@ -155,7 +155,10 @@ class RunnerConfig:
     steps_per_iteration: int = 128
     """Env steps per env per iteration (paper Table I: 128 = one episode)."""
     reset_every_iteration: bool = True
-    """Reset all envs at each iteration's start, so an iteration is E whole episodes as in the paper."""
+    """Reset all envs at each iteration's start, so an iteration is E whole episodes as in the paper.
+    The training success rate then counts each env's first episode of the iteration, and one still
+    running at the iteration's end as a failure (so keep ``steps_per_iteration`` >= the env's episode
+    length). False: envs run on across iterations and every episode that ends counts."""
     max_iterations: int = 0
     """Stop after this many iterations in total (0: when the schedule finishes)."""
     checkpoint_every: int = 10

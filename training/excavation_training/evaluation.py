@@ -47,7 +47,7 @@ def evaluate(policy: PolicyFn, make_env: EvalEnvFactory, delta_mm: float, *, epi
             finished = torch.zeros(env.num_envs, dtype=torch.bool)
             # Every env ends its first episode within max_episode_steps (the env truncates it).
             for _ in range(int(env.max_episode_steps) + 1):
-                result = env.step(policy(obs).to(obs.device))
+                result = env.step(policy(obs.float().cpu()).to(obs.device))
                 done = result.done.cpu().bool()
                 first = done & ~finished
                 if first.any():

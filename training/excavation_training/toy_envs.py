@@ -208,9 +208,11 @@ class ToyExcavationEnv(_ToyBase):
         self.hold = torch.where(lifted, self.hold + 1, torch.zeros_like(self.hold))
         success = self.hold >= 2
 
+        # Every per-step term is <= 0 until success, so finishing early always pays (a positive
+        # carry reward would teach the policy to hold the rock forever instead of succeeding).
         reach = -5.0 * (self.tip - under).norm(dim=1)
-        carry = 1.0 + 10.0 * self.rock[:, 2].clamp(0.0, 0.06)
-        reward = torch.where(self.in_bucket, carry, reach) + 10.0 * success.float()
+        carry = -10.0 * (0.06 - self.rock[:, 2]).clamp(min=0.0)
+        reward = torch.where(self.in_bucket, carry, reach - 1.0) + 2.0 * capture.float() + 10.0 * success.float()
         reward = reward - 0.01 * (a / self.action_high.cpu()).pow(2).sum(dim=1)
         return self._finish_step(reward, success)
 

@@ -149,6 +149,8 @@ class RewardConfig:
     """One-off bonus when the episode succeeds."""
     action: float = 0.01
     """Penalty on the squared action, normalised by the action limit."""
+    workspace: float = 0.5
+    """Penalty per step in which the command pushed past the workspace box (it is clipped)."""
 
 
 @dataclass
@@ -165,9 +167,13 @@ class ExcavationEnvConfig:
     """Control steps the rock must stay in the bucket and lifted clear before success counts."""
     lift_clearance: float = 0.03
     """The rock's lowest point must be this far above the soil surface for 'lifted clear' (m)."""
-    workspace_exit_margin: float = 0.03
-    """Targets outside the workspace box are clipped (the bucket never leaves it); a command more than
-    this far outside ends the episode as a failure (m)."""
+    workspace_exit_margin: float = 0.01
+    """Targets outside the workspace box are clipped, so the bucket never leaves it. A command more
+    than this far outside counts as pushing against the boundary (m): it costs the ``workspace``
+    reward term and, if ``terminate_on_workspace_exit``, ends the episode as a failure."""
+    terminate_on_workspace_exit: bool = False
+    """Off by default: ending episodes on the boundary ended most of an untrained policy's episodes
+    within a few steps (the randomised starts lie near it) and starved PPO of exploration."""
     auto_reset: bool = True
     """Reset envs whose episode ended inside ``step`` (learners). False leaves them for the caller's
     ``reset_envs`` (the ROS sim_world, whose episode runner decides when a new episode starts)."""

@@ -271,14 +271,16 @@ class ExcavationEnv:
         self.tip, self.pitch = target, target_pitch
         self.episode_step += 1
 
-        truth = self._task_state(a / self.action_high)
+        truth = self._task_state(a / self.action_high, left_workspace)
         reward, _ = compute_reward(truth, self.cfg.reward)
         finite = self._finite_worlds()
         reward = torch.where(finite, reward, torch.zeros_like(reward))
         self.episode_return += reward
         success = truth.success
         time_out = (self.episode_step >= self.max_episode_steps) & ~success
-        failed = ~finite | left_workspace | self._rock_lost(truth.rock_pos)
+        failed = ~finite | self._rock_lost(truth.rock_pos)
+        if self.cfg.terminate_on_workspace_exit:
+            failed |= left_workspace
         done = success | time_out | failed
         info = {
             "success": success.clone(),
@@ -367,7 +369,7 @@ class ExcavationEnv:
         q = quat_about(1, self.pitch)
         return quat_rotate(quat_conj(q), p - self.tip)
 
-    def _task_state(self, a_norm: torch.Tensor) -> TaskState:
+    def _task_state(self, a_norm: torch.Tensor, pushed: torch.Tensor) -> TaskState:
         g = self.bucket_geom
         rock_pos, _ = self.rock_pose()
         under, in_bucket = self._rock_in_fork(rock_pos)
@@ -385,6 +387,7 @@ class ExcavationEnv:
             in_bucket=in_bucket,
             success=self.hold >= self.cfg.success_hold_steps,
             action_normalised=a_norm,
+            pushed_past_workspace=pushed,
         )
 
     def _rock_in_fork(self, rock_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ truth (it only exists in training); the observation never does.
       + w_lift * in_bucket * clip(rock_height_gain / lift_target, 0, 1)
       + w_success * success                                        one-off, when the hold completes
       - w_action * |a / a_max|^2
+      - w_workspace * pushed_past_workspace
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class TaskState:
     in_bucket: torch.Tensor  # (N,) bool
     success: torch.Tensor  # (N,) bool, episode succeeded this step
     action_normalised: torch.Tensor  # (N, act_dim)
+    pushed_past_workspace: torch.Tensor  # (N,) bool: the command was clipped at the workspace box
 
 
 def reach(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
@@ -59,7 +61,11 @@ def action(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
     return -(s.action_normalised**2).sum(dim=1)
 
 
-# name -> (term, weight field in RewardConfig)
+def workspace(s: TaskState, cfg: RewardConfig) -> torch.Tensor:
+    return -s.pushed_past_workspace.float()
+
+
+# name -> term; each term's weight is the RewardConfig field of the same name
 TERMS: dict[str, Callable[[TaskState, RewardConfig], torch.Tensor]] = {
     "reach": reach,
     "under": under,
@@ -67,6 +73,7 @@ TERMS: dict[str, Callable[[TaskState, RewardConfig], torch.Tensor]] = {
     "lift": lift,
     "success": success,
     "action": action,
+    "workspace": workspace,
 }
 
 

@@ -161,6 +161,10 @@ class PRPDRunner:
         obs = env.reset() if cfg.runner.reset_every_iteration else self.obs
         sim_seconds, step_reward = 0.0, 0.0
         successes, returns, lengths = [], [], []
+        # With a reset at the iteration start, only each env's first episode counts: the episodes that
+        # follow a quick success and also end in the window are biased toward quick successes.
+        first_only = cfg.runner.reset_every_iteration
+        counted = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
 
         # 1. Rollout.
         for _ in range(cfg.runner.steps_per_iteration):
@@ -176,14 +180,18 @@ class PRPDRunner:
             if time_out is not None:  # truncated, not failed: bootstrap as if the episode went on
                 reward = reward + gamma * values * time_out.to(self.device).float()
             storage.add(obs, actions, reward, done, values, log_prob, mean, std)
-            if done.any():
+            ended = done & ~counted if first_only else done
+            if ended.any():
                 if "episode_success" not in result.info:
                     raise KeyError("env step info lacks 'episode_success' (see env.vec_env for the info keys)")
-                successes.append(result.info["episode_success"][done].float().cpu())
-                if "episode_return" in result.info:
-                    returns.append(result.info["episode_return"][done].float().cpu())
-                if "episode_length" in result.info:
-                    lengths.append(result.info["episode_length"][done].float().cpu())
+                info = {k: v.to(self.device) for k, v in result.info.items() if k.startswith("episode_")}
+                successes.append(info["episode_success"][ended].float().cpu())
+                if "episode_return" in info:
+                    returns.append(info["episode_return"][ended].float().cpu())
+                if "episode_length" in info:
+                    lengths.append(info["episode_length"][ended].float().cpu())
+                if first_only:
+                    counted |= done
             obs = result.obs
         obs = obs.to(self.device)
         with torch.no_grad():
@@ -199,7 +207,10 @@ class PRPDRunner:
         self.policy.update_normalizer(storage.obs.flatten(0, 1))
         storage.clear()
 
-        # 3. Bookkeeping.
+        # 3. Bookkeeping. An env whose first episode is still running at the window's end has not
+        # succeeded within it; leaving it out would count only the episodes that ended early.
+        if first_only and not counted.all():
+            successes.append(torch.zeros(int((~counted).sum())))
         succ = torch.cat(successes) if successes else torch.zeros(0)
         n_episodes = int(succ.numel())
         enough = n_episodes >= cfg.prpd.min_episodes_for_success
@@ -391,7 +402,11 @@ class PRPDRunner:
             from .env_factory import build_env_factory
 
             env_factory = build_env_factory(cfg)
-        return cls(cfg, env_factory, log_dir if log_dir is not None else ckpt["log_dir"], checkpoint=ckpt)
+        if log_dir is None:
+            # The run folder the checkpoint sits in, so a moved run folder resumes in place.
+            ckpt_path = Path(ckpt["_path"])
+            log_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt["log_dir"]
+        return cls(cfg, env_factory, log_dir, checkpoint=ckpt)
 
     def save_checkpoint(self, path: str | Path | None = None, state: dict | None = None) -> Path:
         """Atomically write a checkpoint (``checkpoints/ckpt_<iteration>.pt``) and refresh ``latest.pt``."""
@@ -463,7 +478,7 @@ def _update_bar(bar, metrics: dict, scheduler: ResolutionScheduler, total: int) 
     bar.total = total
     s = metrics["success_rate"]
     alpha = metrics.get("alpha", float("nan"))
-    bar.set_description(f"stage {metrics['stage'] + 1}/{scheduler.num_stages} {metrics['resolution_mm']:g} mm")
+    bar.set_description(f"stage {metrics['stage'] + 1}/{scheduler.num_stages} {metrics['resolution_mm']:g} mm", refresh=False)
     bar.set_postfix_str(
         f"success {s:.2f}" + ("" if math.isnan(alpha) else f" alpha {alpha:.2f}"), refresh=False
     )

@@ -38,6 +38,23 @@ DRIVER_PUBLISHES = (JOINT_STATES, BUCKET_POSE, TCP_WRENCH, ROCK_IN_BUCKET, DIAGN
 DRIVER_SUBSCRIBES = (BUCKET_TARGET,)
 
 
+def driver_message_types():
+    """The message and service classes of the driver interface (imported here, so ROS must be installed).
+
+    Both robot drivers (real and simulated) take their types from this one place.
+    """
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        JointState=msg_type(TOPICS[JOINT_STATES]),
+        PoseStamped=msg_type(TOPICS[BUCKET_POSE]),
+        WrenchStamped=msg_type(TOPICS[TCP_WRENCH]),
+        Bool=msg_type(TOPICS[ROCK_IN_BUCKET]),
+        DiagnosticArray=msg_type(TOPICS[DIAGNOSTICS]),
+        Trigger=msg_type(SERVICES[ENABLE]),
+    )
+
+
 def msg_type(type_name: str):
     """Import a message/service class from its "pkg/msg/Name" string."""
     pkg, kind, name = type_name.split("/")

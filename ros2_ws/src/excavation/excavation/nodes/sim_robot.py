@@ -57,12 +57,9 @@ def main(args=None) -> int:
     from excavation.nodes.ur5e_driver import load_calibration
     from excavation.perception.rock_in_bucket import SimulatedRockInBucket, simulated_tcp_force
 
-    JointState = I.msg_type(I.TOPICS[I.JOINT_STATES])
-    PoseStamped = I.msg_type(I.TOPICS[I.BUCKET_POSE])
-    WrenchStamped = I.msg_type(I.TOPICS[I.TCP_WRENCH])
-    Bool = I.msg_type(I.TOPICS[I.ROCK_IN_BUCKET])
-    DiagnosticArray = I.msg_type(I.TOPICS[I.DIAGNOSTICS])
-    Trigger = I.msg_type(I.SERVICES[I.ENABLE])
+    m = I.driver_message_types()
+    JointState, PoseStamped, WrenchStamped = m.JointState, m.PoseStamped, m.WrenchStamped
+    Bool, DiagnosticArray, Trigger = m.Bool, m.DiagnosticArray, m.Trigger
 
     class SimRobot(Node):
         def __init__(self):

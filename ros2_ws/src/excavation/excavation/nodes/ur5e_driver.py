@@ -98,14 +98,10 @@ def main(args=None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.node import Node
 
-    JointState = I.msg_type(I.TOPICS[I.JOINT_STATES])
-    PoseStamped = I.msg_type(I.TOPICS[I.BUCKET_POSE])
-    WrenchStamped = I.msg_type(I.TOPICS[I.TCP_WRENCH])
-    Bool = I.msg_type(I.TOPICS[I.ROCK_IN_BUCKET])
-    DiagnosticArray = I.msg_type(I.TOPICS[I.DIAGNOSTICS])
+    m = I.driver_message_types()
+    JointState, PoseStamped, WrenchStamped = m.JointState, m.PoseStamped, m.WrenchStamped
+    Bool, DiagnosticArray, Trigger = m.Bool, m.DiagnosticArray, m.Trigger
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-
-    Trigger = I.msg_type(I.SERVICES[I.ENABLE])
 
     class Ur5eDriver(Node):
         def __init__(self):
