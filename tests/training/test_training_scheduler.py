@@ -1,0 +1,74 @@
+"""Resolution schedule: advance on the success threshold and on the iteration cap."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from training_helpers import point_factory, small_config
+from excavation_training.runners import PRPDRunner, ResolutionScheduler
+
+
+def test_scheduler_advances_on_threshold():
+    s = ResolutionScheduler([70, 60, 50], threshold=0.95, max_iterations=400)
+    assert s.step(0.5) is None
+    assert s.step(float("nan")) is None  # no finished episodes: no decision
+    assert s.step(0.949) is None
+    assert s.step(0.95) == "threshold"
+    assert s.advance() and s.delta_mm == 60 and s.stage_iterations == 0
+
+
+def test_scheduler_advances_on_cap_and_finishes():
+    s = ResolutionScheduler([70, 10], threshold=0.95, max_iterations=3)
+    assert [s.step(0.0) for _ in range(3)] == [None, None, "cap"]
+    assert s.advance() and s.delta_mm == 10
+    assert s.remaining_iterations_bound() == 3
+    assert [s.step(0.1) for _ in range(3)] == [None, None, "cap"]
+    assert not s.advance() and s.finished
+    with pytest.raises(RuntimeError):
+        s.step(1.0)
+
+
+def test_last_stage_can_ignore_threshold():
+    s = ResolutionScheduler([10], threshold=0.5, max_iterations=2, finish_on_threshold=False)
+    assert s.step(1.0) is None
+    assert s.step(1.0) == "cap"
+
+
+def test_runner_advances_on_threshold(tmp_path):
+    # Every episode succeeds at once (huge success radius): each stage ends after one iteration.
+    cfg = small_config(tmp_path / "run", **{"prpd.max_iterations_per_stage": 5})
+    runner = PRPDRunner(cfg, point_factory(16, success_radius=10.0), cfg.runner.log_dir)
+    result = runner.learn()
+    assert result.finished and result.iterations == 3
+    assert [s["reason"] for s in result.stages] == ["threshold"] * 3
+    assert [s["resolution_mm"] for s in result.stages] == [30.0, 20.0, 10.0]
+    assert sorted(p.name for p in (tmp_path / "run" / "stages").iterdir()) == [
+        "stage0_30mm.pt", "stage1_20mm.pt", "stage2_10mm.pt"]
+
+
+def test_runner_advances_on_cap(tmp_path):
+    # No episode can succeed (zero success radius): every stage runs to the cap.
+    cfg = small_config(tmp_path / "run", **{"prpd.max_iterations_per_stage": 2})
+    deltas = []
+    factory = point_factory(16, success_radius=0.0)
+    runner = PRPDRunner(cfg, lambda d: deltas.append(d) or factory(d), cfg.runner.log_dir)
+    result = runner.learn()
+    assert result.finished and result.iterations == 6
+    assert [s["reason"] for s in result.stages] == ["cap"] * 3
+    assert all(s["success_rate"] == 0.0 for s in result.stages)
+    assert deltas == [30.0, 20.0, 10.0]  # the env was rebuilt once per resolution via the factory
+    assert not math.isnan(result.final_success_rate)
+
+
+def test_direct_transfer_and_fixed_baselines_use_the_same_runner(tmp_path):
+    from excavation_training.config import TrainConfig, apply_preset
+
+    direct = apply_preset(TrainConfig(), "direct")
+    assert direct.prpd.resolutions_mm == (70.0, 10.0)
+    fixed = apply_preset(TrainConfig(), "fixed")
+    assert fixed.prpd.resolutions_mm == (10.0,) and not fixed.prpd.finish_on_threshold
+    cfg = small_config(tmp_path / "run", resolutions=(40.0,), **{"prpd.max_iterations_per_stage": 2, "prpd.finish_on_threshold": False})
+    result = PRPDRunner(cfg, point_factory(16, success_radius=10.0), cfg.runner.log_dir).learn()
+    assert result.iterations == 2 and result.stages[0]["reason"] == "cap"
