@@ -38,7 +38,7 @@ class ScoopHeuristic(nn.Module):
 
 
 def write_bundle(out_dir, module: nn.Module | None = None, evaluation: dict | None = None) -> Path:
-    from excavation_training.export.bundle import FORMAT_VERSION, file_sha256
+    from excavation.policy_bundle import FORMAT_VERSION, file_sha256
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -223,3 +223,24 @@ def test_bad_actions_are_refused_with_a_clear_error(env70):
         env70.step(bad)
     # The env still works after refusing bad input.
     assert torch.isfinite(env70.step(torch.zeros(3, 4)).obs).all()
+
+
+def test_state_dict_round_trip_continues_exactly():
+    gen = torch.Generator().manual_seed(5)
+    acts = [random_actions(2, gen) for _ in range(6)]
+    a = make(num_envs=2, delta_mm=70.0, dr=True, seed=2)
+    for x in acts[:3]:
+        a.step(x)
+    saved = a.state_dict()
+    ref = [a.step(x).obs for x in acts[3:]]
+    b = make(num_envs=2, delta_mm=70.0, dr=True, seed=2)
+    for x in acts[:2]:  # elsewhere in its own episode: the state must bring it back
+        b.step(-x)
+    b.load_state_dict(saved)
+    out = [b.step(x).obs for x in acts[3:]]
+    for r, o in zip(ref, out):
+        assert torch.equal(r, o)
+    with pytest.raises(ValueError, match="70"):
+        make(num_envs=1, delta_mm=70.0).load_state_dict(saved)
+    with pytest.raises(ValueError, match="different scene"):
+        make(num_envs=2, delta_mm=70.0, dr=True, seed=99).load_state_dict(saved)

@@ -437,6 +437,59 @@ class ExcavationEnv:
         obs[:, idx["rock_in_bucket"]] = flag
         return torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
 
+    # ------------------------------------------------------------------ checkpointing
+    _STATE_TENSORS = ("tip", "pitch", "rock_start_z", "episode_step", "episode_return", "hold")
+    _MODEL_VIEWS = ("_pflags", "_pmass", "_pinv_mass", "_bmass", "_binv_mass", "_binertia", "_binv_inertia", "_shape_mu")
+
+    def state_dict(self) -> dict:
+        """Everything that makes the next step what it would have been: physics state, per-episode
+        draws, counters and both random generators (the trainer saves it with its checkpoints)."""
+        from dataclasses import asdict
+
+        return {
+            "delta_mm": self.delta_mm,
+            "num_envs": self.num_envs,
+            "scene": self._scene_fingerprint(),
+            "gen": self.gen.get_state(),
+            "np_rng": self._np_rng.bit_generator.state,
+            "sim_time": self.sim_time,
+            "resets_of_env0": self._resets_of_env0,
+            "params": {k: v.clone() for k, v in asdict(self.params).items()},
+            "tensors": {k: getattr(self, k).clone() for k in self._STATE_TENSORS},
+            "model": {k: getattr(self, k).clone() for k in self._MODEL_VIEWS},
+            "particle_q": self._pq[0].clone(),
+            "particle_qd": self._pqd[0].clone(),
+            "body_q": self._bq[0].clone(),
+            "body_qd": self._bqd[0].clone(),
+        }
+
+    def _scene_fingerprint(self) -> list:
+        return [(w.rock.voxel_count, round(w.rock_volume, 12), round(w.soil_volume, 12), w.particle_count) for w in self.scene.worlds]
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["delta_mm"] != self.delta_mm or state["num_envs"] != self.num_envs:
+            raise ValueError(
+                f"env state is for {state['num_envs']} envs at {state['delta_mm']} mm, this env has "
+                f"{self.num_envs} envs at {self.delta_mm} mm"
+            )
+        if state["scene"] != self._scene_fingerprint():
+            raise ValueError("env state was saved from a different scene (other seed or randomised geometry); build the env with the same config")
+        self.gen.set_state(state["gen"])
+        self._np_rng.bit_generator.state = state["np_rng"]
+        self.sim_time = state["sim_time"]
+        self._resets_of_env0 = state["resets_of_env0"]
+        for k, v in state["params"].items():
+            getattr(self.params, k).copy_(v)
+        for k, v in state["tensors"].items():
+            getattr(self, k).copy_(v)
+        for k, v in state["model"].items():
+            getattr(self, k).copy_(v)
+        for k in range(2):
+            self._pq[k].copy_(state["particle_q"])
+            self._pqd[k].copy_(state["particle_qd"])
+            self._bq[k].copy_(state["body_q"])
+            self._bqd[k].copy_(state["body_qd"])
+
     def close(self) -> None:
         self.states = []
         self.model = None

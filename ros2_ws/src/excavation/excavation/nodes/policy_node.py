@@ -29,10 +29,7 @@ from excavation import interfaces as I
 from excavation import ros_common as rc
 from excavation.ros_common import Param, in_range
 
-try:
-    from excavation.policy_bundle import BundleError, load_bundle
-except ImportError:  # until the loader moves into this package
-    from excavation_training.export.bundle import BundleError, load_bundle
+from excavation.policy_bundle import BundleError, load_bundle
 
 PARAMS = {
     "policy_path": Param("", "Policy bundle folder (policy.pt + policy.json). Required."),

@@ -1,0 +1,247 @@
+"""Policy bundle format (``policy.pt`` + ``policy.json``) and its validating loader.
+
+This module (in the ROS package, so the robot needs no training stack) imports only the standard library, numpy, torch and the ``excavation`` contract -- never
+the simulator or the training stack -- so the robot-side policy node can load bundles with it.
+
+A bundle folder holds:
+
+- ``policy.pt``: TorchScript, ``forward(obs: Tensor[B, obs_dim]) -> Tensor[B, act_dim]``: the
+  deterministic (mean) action in physical units, with observation normalisation and action bounds
+  baked in.
+- ``policy.json``: ``format_version``; ``layout`` (``excavation.contract.layout_dict()``: observation and
+  action fields, action limit, control period, bucket geometry); ``obs_dim``/``act_dim``;
+  ``action_low``/``action_high``; ``control_period_s``; ``bucket``; ``training`` (resolution schedule,
+  final resolution, per-stage history); ``evaluation`` (success rate per evaluated resolution and
+  how it was measured); ``config`` (the training config); ``code_revision``; ``policy_sha256``;
+  ``probe`` (observations and the actions the exporter computed for them).
+
+``load_bundle(path)`` checks all of it and raises ``BundleError`` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from excavation import contract
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+POLICY_FILE = "policy.pt"
+META_FILE = "policy.json"
+REQUIRED_KEYS = (
+    "format_version",
+    "layout",
+    "obs_dim",
+    "act_dim",
+    "action_low",
+    "action_high",
+    "control_period_s",
+    "bucket",
+    "training",
+    "evaluation",
+    "config",
+    "code_revision",
+    "policy_sha256",
+    "probe",
+)
+PROBE_ATOL = 1e-5  # scripted outputs vs the exporter's, same machine class; float32 round-off only
+
+
+class BundleError(ValueError):
+    """A policy bundle is missing, malformed or does not match the contract."""
+
+
+@dataclass
+class PolicyBundle:
+    """A loaded, validated bundle. Call it with observations (numpy or torch, (obs_dim,) or (B, obs_dim))."""
+
+    path: Path
+    module: torch.jit.ScriptModule
+    meta: dict[str, Any]
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.meta["obs_dim"])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.meta["act_dim"])
+
+    @property
+    def control_period_s(self) -> float:
+        return float(self.meta["control_period_s"])
+
+    def __call__(self, obs):
+        as_numpy = isinstance(obs, np.ndarray) or not isinstance(obs, torch.Tensor)
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32) if as_numpy else obs, dtype=torch.float32)
+        single = x.dim() == 1
+        if single:
+            x = x.unsqueeze(0)
+        if x.dim() != 2 or x.shape[1] != self.obs_dim:
+            raise ValueError(f"observation must have shape ({self.obs_dim},) or (B, {self.obs_dim}), got {tuple(x.shape)}")
+        with torch.no_grad():
+            y = self.module(x)
+        if single:
+            y = y[0]
+        return y.numpy() if as_numpy else y
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_layout(layout: dict, expected: dict | None = None) -> None:
+    """Raise BundleError at the first difference between a bundle's layout and the contract's."""
+    expected = expected if expected is not None else contract.layout_dict()
+    if not isinstance(layout, dict):
+        raise BundleError(f"policy.json 'layout' must be a mapping, got {type(layout).__name__}")
+    if layout.get("contract_version") != expected["contract_version"]:
+        raise BundleError(
+            f"layout mismatch: bundle contract_version {layout.get('contract_version')!r}, "
+            f"this contract is version {expected['contract_version']}"
+        )
+    for part in ("observation", "action"):
+        got, want = layout.get(part), expected[part]
+        if not isinstance(got, list) or len(got) != len(want):
+            n = len(got) if isinstance(got, list) else got
+            raise BundleError(f"layout mismatch: bundle has {n} {part} fields, the contract has {len(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            for key in ("name", "unit", "frame"):
+                if not isinstance(g, dict) or g.get(key) != w[key]:
+                    g_val = g.get(key) if isinstance(g, dict) else g
+                    raise BundleError(
+                        f"layout mismatch: {part} field {i} {key} is {g_val!r} in the bundle, {w[key]!r} in the contract"
+                    )
+    try:
+        limit = np.asarray(layout.get("action_limit"), dtype=float)
+    except (TypeError, ValueError):
+        limit = np.asarray([])
+    want_limit = np.asarray(expected["action_limit"], dtype=float)
+    if limit.shape != want_limit.shape or not np.allclose(limit, want_limit, rtol=0, atol=1e-9):
+        raise BundleError(
+            f"layout mismatch: action_limit {layout.get('action_limit')} in the bundle, {expected['action_limit']} in the contract"
+        )
+    want_bucket = json.loads(json.dumps(expected["bucket"]))  # tuples -> lists, as stored in JSON
+    if layout.get("bucket") != want_bucket:
+        raise BundleError(f"layout mismatch: bucket geometry {layout.get('bucket')} in the bundle, {want_bucket} in the contract")
+    period = layout.get("control_period_s")
+    if not isinstance(period, (int, float)) or not math.isclose(float(period), expected["control_period_s"], rel_tol=1e-9):
+        raise BundleError(
+            f"layout mismatch: control_period_s {layout.get('control_period_s')!r} in the bundle, "
+            f"{expected['control_period_s']} in the contract"
+        )
+
+
+def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = "cpu") -> PolicyBundle:
+    """Load and validate a bundle folder; raise ``BundleError`` with a clear message if anything is off.
+
+    Checks: both files exist; policy.json parses and has every required key; the format version is
+    known; the layout equals ``excavation.contract``'s (unless ``check_contract=False``, for toy
+    policies); dims agree with the layout; policy.pt matches its recorded sha256 and loads as
+    TorchScript; on the recorded probe observations (and a zero observation) it returns finite actions
+    of shape (B, act_dim) within the action bounds, equal to the exporter's outputs.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleError(f"policy bundle {folder} does not exist or is not a folder")
+    meta_path, policy_path = folder / META_FILE, folder / POLICY_FILE
+    for p in (meta_path, policy_path):
+        if not p.is_file():
+            raise BundleError(f"policy bundle {folder} is missing {p.name}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_path} must hold a JSON object")
+    version = meta.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise BundleError(
+            f"{meta_path}: unknown format_version {version!r}; this loader reads {list(SUPPORTED_FORMAT_VERSIONS)}"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise BundleError(f"{meta_path} lacks required keys {missing}")
+
+    layout = meta["layout"]
+    if check_contract:
+        check_layout(layout)
+    obs_dim, act_dim = meta["obs_dim"], meta["act_dim"]
+    n_obs = len(layout.get("observation", [])) if isinstance(layout, dict) else -1
+    n_act = len(layout.get("action", [])) if isinstance(layout, dict) else -1
+    if obs_dim != n_obs or act_dim != n_act:
+        raise BundleError(
+            f"{meta_path}: obs_dim/act_dim ({obs_dim}, {act_dim}) disagree with the layout's "
+            f"{n_obs} observation and {n_act} action fields"
+        )
+    low = np.asarray(meta["action_low"], dtype=np.float64)
+    high = np.asarray(meta["action_high"], dtype=np.float64)
+    if low.shape != (act_dim,) or high.shape != (act_dim,) or not np.all(np.isfinite(low)) or not np.all(low < high):
+        raise BundleError(f"{meta_path}: action_low/action_high must be {act_dim} finite values with low < high")
+
+    digest = file_sha256(policy_path)
+    if digest != meta["policy_sha256"]:
+        raise BundleError(
+            f"{policy_path} does not match policy.json (sha256 {digest[:12]}..., recorded "
+            f"{str(meta['policy_sha256'])[:12]}...): the two files come from different exports"
+        )
+    try:
+        module = torch.jit.load(str(policy_path), map_location=device)
+    except Exception as exc:  # torch raises several types for corrupt archives
+        raise BundleError(f"{policy_path} is not a loadable TorchScript module: {exc}") from None
+    module.eval()
+
+    probe = meta["probe"]
+    try:
+        probe_obs = torch.as_tensor(probe["observations"], dtype=torch.float32)
+        probe_act = torch.as_tensor(probe["actions"], dtype=torch.float32)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{meta_path}: 'probe' must hold 'observations' and 'actions' arrays ({exc})") from None
+    if probe_obs.dim() != 2 or probe_obs.shape[1] != obs_dim or probe_act.shape != (probe_obs.shape[0], act_dim):
+        raise BundleError(
+            f"{meta_path}: probe observations must be (B, {obs_dim}) and actions (B, {act_dim}), got "
+            f"{tuple(probe_obs.shape)} and {tuple(probe_act.shape)}"
+        )
+    obs = torch.cat([torch.zeros(1, obs_dim), probe_obs]).to(device)
+    try:
+        with torch.no_grad():
+            out = module(obs)
+    except Exception as exc:
+        raise BundleError(f"{policy_path} fails on a probe observation of shape {tuple(obs.shape)}: {exc}") from None
+    if not isinstance(out, torch.Tensor) or out.shape != (obs.shape[0], act_dim):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BundleError(f"{policy_path} returns {shape} for observations {tuple(obs.shape)}; expected ({obs.shape[0]}, {act_dim})")
+    out = out.detach().float().cpu()
+    if not torch.isfinite(out).all():
+        raise BundleError(f"{policy_path} returns non-finite actions (NaN/inf) on probe observations")
+    tol = 1e-6 * np.maximum(1.0, np.abs(high))
+    if (out.numpy() < low - tol).any() or (out.numpy() > high + tol).any():
+        raise BundleError(f"{policy_path} returns actions outside [action_low, action_high]")
+    if not torch.allclose(out[1:], probe_act, atol=PROBE_ATOL, rtol=1e-4):
+        err = (out[1:] - probe_act).abs().max().item()
+        raise BundleError(f"{policy_path} does not reproduce the exporter's probe actions (max error {err:.3g})")
+    return PolicyBundle(folder, module, meta)
+
+
+__all__ = [
+    "BundleError",
+    "FORMAT_VERSION",
+    "META_FILE",
+    "POLICY_FILE",
+    "PolicyBundle",
+    "check_layout",
+    "file_sha256",
+    "load_bundle",
+]
