@@ -172,6 +172,19 @@ class RunnerConfig:
 
 
 @dataclass
+class DemoConfig:
+    """Optional warm start: behaviour cloning of the scripted scoop before the first iteration."""
+
+    steps: int = 0
+    """Control steps of the scripted scoop to record (all envs, randomisation as in ``env``); 0 = off."""
+    epochs: int = 30
+    learning_rate: float = 1e-3
+    batch_size: int = 512
+    init_noise_std: float = 0.3
+    """Exploration std (normalised action space) after cloning."""
+
+
+@dataclass
 class TrainConfig:
     """Root of the training configuration."""
 
@@ -181,6 +194,7 @@ class TrainConfig:
     q: QConfig = field(default_factory=QConfig)
     prpd: PRPDConfig = field(default_factory=PRPDConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
     # -------------------------------------------------------------- conversion
     def to_dict(self) -> dict:
@@ -290,6 +304,14 @@ class TrainConfig:
         _non_negative_int("runner.max_iterations", r.max_iterations)
         _positive_int("runner.checkpoint_every", r.checkpoint_every)
         _non_negative_int("runner.torch_threads", r.torch_threads)
+        d = self.demo
+        _non_negative_int("demo.steps", d.steps)
+        _positive_int("demo.epochs", d.epochs)
+        _positive_int("demo.batch_size", d.batch_size)
+        _positive("demo.learning_rate", d.learning_rate)
+        _positive("demo.init_noise_std", d.init_noise_std)
+        if d.steps and e.name != "excavation":
+            raise ConfigError(f"demo.steps > 0 needs env.name = 'excavation' (the scripted scoop drives that env), got {e.name!r}")
         batch = e.num_envs * r.steps_per_iteration
         for name, mb in (("ppo.num_mini_batches", o.num_mini_batches), ("q.num_mini_batches", q.num_mini_batches)):
             if mb > batch:

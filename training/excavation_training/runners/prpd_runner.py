@@ -110,10 +110,26 @@ class PRPDRunner:
         self.history: list[dict] = []
         self.last_success_rate = float("nan")
         self.code_revision = code_revision()
+        if checkpoint is None and cfg.demo.steps > 0:
+            self._warm_start_from_demonstrations()
         self.obs = self.env.reset()
         self._boundary: dict | None = None
         if checkpoint is not None:
             self._load_state(checkpoint)
+
+    def _warm_start_from_demonstrations(self) -> None:
+        from ..algorithms.demonstrations import behaviour_clone, collect_demonstrations
+        from ..env.scripted import ScriptedScoop
+
+        d = self.cfg.demo
+        obs, act = collect_demonstrations(self.env, d.steps, ScriptedScoop(self.env.num_envs, self.env.device))
+        mse = behaviour_clone(
+            self.policy, obs.to(self.device), act.to(self.device), self.action_low.to(self.device), self.action_high.to(self.device),
+            epochs=d.epochs, learning_rate=d.learning_rate, batch_size=d.batch_size, generator=self.generator,
+            init_noise_std=d.init_noise_std,
+        )
+        self.counters["samples"] += int(obs.shape[0])
+        self.demo_record = {"samples": int(obs.shape[0]), "bc_mse": mse}
 
     # ------------------------------------------------------------------ construction helpers
     def _make_env(self, delta_mm: float) -> VecEnv:
