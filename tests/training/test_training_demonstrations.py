@@ -1,0 +1,37 @@
+"""Behaviour-cloning warm start."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from excavation_training.algorithms.demonstrations import behaviour_clone
+from excavation_training.config import ConfigError, PolicyConfig, TrainConfig
+from excavation_training.models.actor_critic import ActorCritic
+
+
+def test_behaviour_clone_fits_the_demonstrated_actions_and_sets_the_std():
+    torch.manual_seed(0)
+    obs = torch.randn(2048, 8)
+    low, high = torch.tensor([-0.025, -0.025, -0.025, -0.15]), torch.tensor([0.025, 0.025, 0.025, 0.15])
+    w = torch.randn(8, 4) * 0.3
+    demo = (torch.tanh(obs @ w) * high)  # physical units, inside the bounds
+    policy = ActorCritic(8, 4, PolicyConfig(actor_hidden_dims=(64, 64), critic_hidden_dims=(32,)))
+    before = torch.nn.functional.mse_loss(policy.action_mean(obs), demo / high).item()
+    mse = behaviour_clone(policy, obs, demo, low, high, epochs=40, learning_rate=3e-3, batch_size=256,
+                          generator=torch.Generator().manual_seed(0), init_noise_std=0.3)
+    after = torch.nn.functional.mse_loss(policy.action_mean(obs), demo / high).item()
+    assert after < 0.1 * before and mse < 0.05
+    assert torch.allclose(policy.std().detach(), torch.full((4,), 0.3))
+
+
+def test_demo_config_is_checked():
+    cfg = TrainConfig()
+    cfg.demo.steps = -1
+    with pytest.raises(ConfigError, match="demo.steps"):
+        cfg.validate()
+    cfg = TrainConfig()
+    cfg.env.name = "toy"
+    cfg.demo.steps = 10
+    with pytest.raises(ConfigError, match="demo.steps"):
+        cfg.validate()
