@@ -66,4 +66,4 @@ def behaviour_clone(
             opt.step()
     with torch.no_grad():
         policy.log_std.fill_(float(torch.log(torch.tensor(init_noise_std))))
-    return float(loss)
+    return float(loss.detach())
