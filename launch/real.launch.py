@@ -77,7 +77,7 @@ def generate_launch_description():
         output="screen",
         parameters=[{"calibration_file": LaunchConfiguration("tray_calibration"),
                      "depth_topic": LaunchConfiguration("depth_topic"),
-                     "camera_info_topic": LaunchConfiguration("camera_info_topic")}],
+                     "info_topic": LaunchConfiguration("camera_info_topic")}],
         arguments=ros_args,
     )
     policy = Node(
@@ -85,7 +85,7 @@ def generate_launch_description():
         executable="policy",
         name="policy",
         output="screen",
-        parameters=[{"policy_bundle": LaunchConfiguration("policy_bundle")}],
+        parameters=[{"policy_path": LaunchConfiguration("policy_bundle")}],
         arguments=ros_args,
     )
     record = ExecuteProcess(

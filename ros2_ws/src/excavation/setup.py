@@ -14,6 +14,8 @@ PACKAGE = "excavation"
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Top-level launch/ (repo root is three levels up). Kept relative: setuptools refuses absolute paths.
 LAUNCH_DIR = os.path.relpath(os.path.join(HERE, "..", "..", "..", "launch"), HERE)
+# The shipped default policy bundle, so launch files find it in share/excavation/policies/default.
+POLICY_DIR = os.path.relpath(os.path.join(HERE, "..", "..", "..", "policies", "default"), HERE)
 
 setup(
     name=PACKAGE,
@@ -24,6 +26,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
         (f"share/{PACKAGE}/launch", sorted(glob(os.path.join(LAUNCH_DIR, "*.launch.py")))),
+        (f"share/{PACKAGE}/policies/default", sorted(glob(os.path.join(POLICY_DIR, "policy.*")))),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
