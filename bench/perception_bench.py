@@ -3,10 +3,13 @@
 
 Frames come from a *frame source* (a function yielding :class:`Frame`); ``--source synthetic``
 ray-casts boxes (tray, soil, a partly buried rock, the bucket) with depth noise and dropouts,
-``--source sim`` is the place for the Newton simulator's camera. Prints its figures and writes
-``bench/results/perception.json`` and a picture of a few frames with the estimates drawn on.
+``--source sim`` renders the Newton simulator's depth camera over worlds at every soil resolution
+(70..10 mm). Prints its figures (totals, and per resolution for the sim) and writes
+``bench/results/perception.json`` (sim) or ``perception_synthetic.json`` (synthetic) and a picture
+of a few frames with the estimates drawn on (same name, .png).
 
-    python bench/perception_bench.py --frames 200
+    python bench/perception_bench.py --source sim --frames 200
+    python bench/perception_bench.py --source synthetic --frames 200
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ class Frame:
     rock_centre: np.ndarray | None  # None: no rock in the tray
     ground_height: float  # soil height at the tray centre
     rock_visible_fraction: float  # of the rock's pixels without the bucket, how many the camera sees
-    kind: str
+    kind: str  # "rock", "empty" (+ "+bucket"); the sim adds "rock buried" and "rock in bucket"
+    info: dict | None = None  # source-specific extras (sim: resolution_mm, seed, step, ...)
 
 
 FrameSource = Callable[[argparse.Namespace, CameraIntrinsics, np.ndarray, tuple], Iterator[Frame]]
@@ -124,12 +128,211 @@ def synthetic_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tup
         yield Frame(to_16uc1(noisy), "16UC1", intr, T, bucket, rock, scene.ground_height_at(0.0, 0.0), visible, kind)
 
 
-def sim_frames(args, intr, T, tray_size) -> Iterator[Frame]:
-    raise NotImplementedError(
-        "--source sim: frames from the Newton simulator's camera (newton.sensors.SensorCamera, forward "
-        "depth) are not wired in yet; implement sim_frames() in bench/perception_bench.py to yield Frame "
-        "objects with the scene's rock centre, soil height and bucket pose, then rerun with --source sim"
-    )
+# --------------------------------------------------------------------------- simulator frames
+SIM_RESOLUTIONS_MM = (70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0)
+
+
+def _sim_modules():
+    """The simulator (excavation_training, Newton/Warp) is imported only for ``--source sim``."""
+    train = os.path.join(REPO, "training")
+    if train not in sys.path:
+        sys.path.insert(0, train)
+    import torch
+
+    from excavation_training.env.camera import CameraConfig, DepthCamera
+    from excavation_training.env.config import ExcavationEnvConfig
+    from excavation_training.env.excavation_env import ExcavationEnv
+    from excavation_training.env.scripted import ScriptedScoop
+
+    return torch, CameraConfig, DepthCamera, ExcavationEnvConfig, ExcavationEnv, ScriptedScoop
+
+
+def _sim_shape_ids(cam, env) -> np.ndarray:
+    """Noise-free shape index image of world 0 (which shape each pixel sees), same view as ``cam``."""
+    wp = cam._wp
+    c = cam.cfg
+    if getattr(cam, "_bench_ids", None) is None:
+        cam._bench_ids = cam.sensor.allocate_image_shape_index(1, c.width, c.height)
+    cam.transforms.assign([cam._camera_transform(0)])
+    cam.world_index.assign(np.array([0], dtype=np.int32))
+    env.model.bvh_refit_shapes(env.states[0])
+    env.model.bvh_refit_particles(env.states[0])
+    cam.sensor.update(env.states[0], cam.transforms, cam.rays, shape_index_image=cam._bench_ids,
+                      world_indices=cam.world_index)
+    wp.synchronize()
+    return cam._bench_ids.numpy()[0].astype(np.int64)
+
+
+def _move_body(env, body: int, dz: float) -> None:
+    for k in range(2):
+        env._bq[k][body, 2] += dz
+
+
+def _rock_geometry(env, pos: np.ndarray, quat_xyzw: np.ndarray) -> tuple[float, float]:
+    """(top z, horizontal radius about the centre) of world 0's rock in the tray frame (truth)."""
+    from scipy.spatial.transform import Rotation
+
+    rock = env.scene.worlds[0].rock
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
+    corners = (rock.centers[:, None, :] + signs[None] * rock.half_extents[:, None, :]).reshape(-1, 3)
+    world = Rotation.from_quat(quat_xyzw).apply(corners)
+    return float(pos[2] + world[:, 2].max()), float(np.hypot(world[:, 0], world[:, 1]).max())
+
+
+def _local_soil_top(env, rock_xy: np.ndarray, rock_radius: float) -> float | None:
+    """Height of the soil's visible top around the rock: particle tops (centre + radius) in a ring
+    just outside the rock's footprint, highest per grid cell, median over the cells."""
+    p = env.soil_particles(0)
+    r = float(env.particle_radius)
+    d = np.hypot(p[:, 0] - rock_xy[0], p[:, 1] - rock_xy[1])
+    ring = p[(d > rock_radius) & (d <= rock_radius + max(2 * r, 0.02))]
+    if len(ring) == 0:
+        return None
+    cell = max(2 * r, 0.01)
+    keys = np.floor(ring[:, :2] / cell).astype(np.int64)
+    _, inv = np.unique(keys, axis=0, return_inverse=True)
+    tops = np.full(inv.max() + 1, -np.inf)
+    np.maximum.at(tops, inv.ravel(), ring[:, 2] + r)
+    return float(np.median(tops))
+
+
+def _soil_top(env, half: float) -> float | None:
+    """Median over the tray (|x|, |y| <= half) of the highest particle top per particle-sized cell:
+    where the settled soil's top really is (diagnostic next to the nominal surface_z)."""
+    p = env.soil_particles(0)
+    r = float(env.particle_radius)
+    p = p[(np.abs(p[:, 0]) <= half) & (np.abs(p[:, 1]) <= half)]
+    if len(p) == 0:
+        return None
+    keys = np.floor(p[:, :2] / max(2 * r, 0.01)).astype(np.int64)
+    _, inv = np.unique(keys, axis=0, return_inverse=True)
+    tops = np.full(inv.max() + 1, -np.inf)
+    np.maximum.at(tops, inv.ravel(), p[:, 2] + r)
+    return float(np.median(tops))
+
+
+def _frames_per_resolution(args) -> dict[float, int]:
+    """``--frames`` spread over the resolutions; 10 mm worlds step ~5x slower, so they get a third of a share."""
+    res = [float(v) for v in args.resolutions.split(",")]
+    w = np.array([1.0 / 3.0 if d <= 10.0 else 1.0 for d in res])
+    n = np.maximum(1, np.round(args.frames * w / w.sum())).astype(int)
+    return dict(zip(res, n.tolist()))
+
+
+def sim_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) -> Iterator[Frame]:
+    """Frames of Newton's raytraced depth camera (``excavation_training.env.camera.DepthCamera``, forward
+    depth, RealSense-like noise, float32 metres = 32FC1), posed and sized as the calibration file says.
+
+    Per resolution, episodes of the training env (domain randomisation on, a new seed per episode,
+    the rock partly buried as it starts) are driven by the scripted scoop; frames are rendered after
+    distinct random step counts in [0, ``--max-steps``], so the bucket approaches, digs and lifts in some of them.
+    One frame of every ``--frames-per-episode`` is an empty tray: the rock is moved 10 m down, the
+    frame rendered, the rock put back. The last episode of each resolution runs on (up to
+    ``--lift-steps``) until the rock is lifted in the bucket and renders that too.
+
+    Truth: rock centre = the rock body's position; ground = the world's nominal soil surface
+    ``surface_z``; bucket pose = the env's tip and pitch (what the robot driver would publish).
+    A rock counts as visible (detection expected) when it is not in the bucket, its top stands at
+    least ``--min-protrusion`` above the local soil top (particle tops in a ring around it), and at
+    least ``--min-visible`` of its pixels are not hidden by the bucket (shape-index renders with and
+    without the bucket). Other rock frames are reported apart ("buried", "in bucket", hidden).
+    """
+    torch, CameraConfig, DepthCamera, ExcavationEnvConfig, ExcavationEnv, ScriptedScoop = _sim_modules()
+    torch.set_num_threads(1)
+    cam_cfg = CameraConfig(width=intr.width, height=intr.height, fx=intr.fx, fy=intr.fy, cx=intr.cx, cy=intr.cy,
+                           T_tray_camera=np.asarray(T, float).tolist())
+    rng = np.random.default_rng(args.seed)
+    per_res = _frames_per_resolution(args)
+    fpe = max(2, args.frames_per_episode)
+    for delta, n_frames in per_res.items():
+        n_eps = int(np.ceil(n_frames / fpe))
+        left = n_frames
+        for ep in range(n_eps):
+            seed = int(args.seed * 1000 + delta * 10 + ep)
+            env = ExcavationEnv(ExcavationEnvConfig(num_envs=1, delta_mm=delta, seed=seed))
+            cam = DepthCamera(env, cam_cfg, seed=seed)
+            ctrl = ScriptedScoop(1, env.device)
+            obs = env.observe()
+            k = min(fpe, left)
+            left -= k
+            checkpoints = np.sort(rng.choice(args.max_steps + 1, size=min(k, args.max_steps + 1), replace=False))
+            empty_at = int(rng.integers(0, len(checkpoints))) if len(checkpoints) > 1 else -1
+            lift = ep == n_eps - 1 and args.lift_steps > 0
+            step, last = 0, -1
+            plan = [(int(c), i == empty_at, False) for i, c in enumerate(checkpoints)]
+            if lift:
+                plan.append((args.lift_steps, False, True))
+            for target, empty, wait_lift in plan:
+                while step < target:
+                    if wait_lift and bool(env.rock_in_bucket_truth()[0]):
+                        rp = env.rock_pose()[0][0]
+                        if float(rp[2] - env.rock_half_height[0] - env.surface_z[0]) > 0.02:
+                            break
+                    res = env.step(ctrl.act(obs))
+                    obs = res.obs
+                    step += 1
+                    ctrl.reset(res.done)  # an ended episode (success, failure, time out) restarts at once
+                if wait_lift and (not bool(env.rock_in_bucket_truth()[0]) or step == last):
+                    continue  # not lifted within the limit, or this frame was just rendered: no extra frame
+                last = step
+                fr = _sim_frame(env, cam, intr, delta, seed, step, empty, args)
+                if fr is not None:
+                    yield fr
+            env.close()
+
+
+def _sim_frame(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
+    rb = int(env.rock_body[0])
+    bb = int(env.bucket_body[0])
+    pos_t, quat_t = env.rock_pose()
+    pos, quat = pos_t[0].cpu().numpy().astype(float), quat_t[0].cpu().numpy().astype(float)
+    if not np.all(np.isfinite(pos)):
+        return None
+    bucket = BucketPose(tuple(float(v) for v in env.tip[0].cpu().numpy()), float(env.pitch[0]))
+    in_bucket = bool(env.rock_in_bucket_truth()[0])
+    if empty:
+        _move_body(env, rb, -10.0)
+    try:
+        frame = cam.render(0, noise=True)
+        ids = _sim_shape_ids(cam, env)
+    finally:
+        if empty:
+            _move_body(env, rb, 10.0)
+    bucket_ids = np.asarray(env.scene.bucket_shapes[0])
+    rock_ids = np.asarray(env.scene.rock_shapes[0])
+    n_bucket_px = int(np.isin(ids, bucket_ids).sum())
+    info = {"resolution_mm": float(delta), "seed": seed, "step": step, "bucket_pixels": n_bucket_px,
+            "in_bucket": in_bucket, "rock_top_above_soil_mm": None, "rock_pixels": 0}
+    top = _soil_top(env, 0.5 * float(env.cfg.scene.tray_size) - 0.015)  # clear of the walls
+    info["soil_top_minus_surface_z_mm"] = None if top is None else (top - float(env.surface_z[0])) * 1000
+    visible = 1.0
+    if empty:
+        kind, rock = "empty", None
+    else:
+        rock = pos
+        n_rock = int(np.isin(ids, rock_ids).sum())
+        info["rock_pixels"] = n_rock
+        top, radius = _rock_geometry(env, pos, quat)
+        soil = _local_soil_top(env, pos[:2], radius)
+        prot = None if soil is None else top - soil
+        info["rock_top_above_soil_mm"] = None if prot is None else prot * 1000
+        if n_bucket_px:
+            _move_body(env, bb, 10.0)
+            try:
+                n_free = int(np.isin(_sim_shape_ids(cam, env), rock_ids).sum())
+            finally:
+                _move_body(env, bb, -10.0)
+            visible = n_rock / max(1, n_free)
+        if in_bucket:
+            kind = "rock in bucket"
+        elif prot is not None and prot < args.min_protrusion:
+            kind = "rock buried"
+        else:
+            kind = "rock"
+    if n_bucket_px >= args.bucket_pixels:
+        kind += "+bucket"
+    return Frame(frame.depth.astype(np.float32), "32FC1", intr, np.asarray(frame.T_tray_camera, float), bucket, rock,
+                 float(env.surface_z[0]), visible, kind, info)
 
 
 SOURCES: dict[str, FrameSource] = {"synthetic": synthetic_frames, "sim": sim_frames}
@@ -139,18 +342,92 @@ def p95(v) -> float | None:
     return None if len(v) == 0 else float(np.percentile(v, 95))
 
 
-def draw(samples, path: str) -> None:
+def summarise(records: list[dict]) -> dict:
+    """Figures over a list of per-frame records (see main)."""
+
+    def cat(c):
+        return [r for r in records if r["cat"] == c]
+
+    det, empty, hidden = cat("detectable"), cat("empty"), cat("hidden")
+    buried, in_bucket = cat("buried"), cat("in_bucket")
+    xy = [r["xy"] for r in det if r["detected"]]
+    z = [abs(r["z"]) for r in det if r["detected"]]
+    zs = [r["z"] for r in det if r["detected"]]
+    part = [r["xy"] for r in hidden if r["detected"]]
+    g = [r["g_err"] for r in records if r["g_err"] is not None]
+    ms = [r["ms"] for r in records if r["ms"] is not None]
+    out = {
+        "frames": len(records),
+        "detectable_rock_frames": len(det),
+        "rock_frames_hidden_by_bucket": len(hidden),
+        "empty_frames": len(empty),
+        "detection_rate": sum(r["detected"] for r in det) / len(det) if det else None,
+        "false_detection_rate": sum(r["detected"] for r in empty) / len(empty) if empty else None,
+        "xy_error_p95_mm": p95(xy),
+        "xy_error_median_mm": float(np.median(xy)) if xy else None,
+        "z_error_p95_mm": p95(z),
+        "z_error_median_mm": float(np.median(z)) if z else None,
+        "z_error_mean_signed_mm": float(np.mean(zs)) if zs else None,
+        "hidden_rocks_detected": len(part),
+        "hidden_rocks_xy_error_max_mm": max(part) if part else None,
+        "ground_error_p95_mm": p95(g),
+        "ground_error_median_mm": float(np.median(g)) if g else None,
+        "ms_per_frame": float(np.mean(ms)) if ms else None,
+        "ms_per_frame_p95": p95(ms),
+    }
+    if buried or in_bucket or any(r["res"] is not None for r in records):
+        out.update({
+            "rock_buried_frames": len(buried),
+            "rock_buried_detected": sum(r["detected"] for r in buried),
+            "rock_in_bucket_frames": len(in_bucket),
+            "rock_in_bucket_detected": sum(r["detected"] for r in in_bucket),
+            # a detection within 30 mm (xy) of the rock in the bucket reports that rock as lying in the soil
+            "rock_in_bucket_detected_near_rock": sum(bool(r["detected"] and r["xy"] < 30.0) for r in in_bucket),
+            "rock_buried_or_in_bucket_detected_xy_error_median_mm": (
+                float(np.median([r["xy"] for r in buried + in_bucket if r["detected"]]))
+                if any(r["detected"] for r in buried + in_bucket) else None),
+        })
+        gt = [r["g_err_top"] for r in records if r.get("g_err_top") is not None]
+        st = [r["soil_top_minus_surface_z_mm"] for r in records if r.get("soil_top_minus_surface_z_mm") is not None]
+        out["ground_error_vs_settled_soil_top_p95_mm"] = p95(gt)
+        out["ground_error_vs_settled_soil_top_median_mm"] = float(np.median(gt)) if gt else None
+        out["settled_soil_top_minus_surface_z_median_mm"] = float(np.median(st)) if st else None
+    return out
+
+
+def pick_samples(by_kind: dict, n: int = 6) -> list:
+    """A few frames for the picture: rock frames first, then the others, spread over the resolutions."""
+    order = sorted(by_kind, key=lambda k: (not k.startswith("rock"), "bucket" in k, k))
+    picked, seen_res, seen_kind = [], set(), set()
+    for key in order:  # one per kind and resolution, new kinds and resolutions first
+        fr, est, res = by_kind[key][0]
+        kind = fr.kind
+        if kind not in seen_kind and res not in seen_res:
+            picked.append(by_kind[key][0])
+            seen_kind.add(kind)
+            seen_res.add(res)
+    rest = [v for key in order for v in by_kind[key] if not any(v is p for p in picked)]
+    rest.sort(key=lambda v: (v[2] in seen_res, not v[0].kind.startswith("rock")))
+    return (picked + rest)[:n]
+
+
+def draw(samples, path: str, source: str = "synthetic", crop: tuple | None = None) -> None:
+    """``crop``: image rectangle (u0, v0, u1, v1) shown, e.g. the tray; None = whole image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 8))
-    for ax, (fr, est) in zip(axes.ravel(), samples):
+    for ax, (fr, est, res) in zip(axes.ravel(), samples):
         d = decode_depth(fr.image, fr.encoding, fr.intrinsics)
         dm = np.where(d > 0, d, np.nan)
-        ax.imshow(dm, cmap="viridis_r", vmin=np.nanpercentile(dm, 2), vmax=np.nanpercentile(dm, 98))
-        title = f"{fr.kind}: {est.reason}"
+        u0, v0, u1, v1 = crop if crop is not None else (0, 0, dm.shape[1], dm.shape[0])
+        win = dm[v0:v1, u0:u1]
+        ax.imshow(dm, cmap="viridis_r", vmin=np.nanpercentile(win, 2), vmax=np.nanpercentile(win, 98))
+        ax.set_xlim(u0 - 0.5, u1 - 0.5)
+        ax.set_ylim(v1 - 0.5, v0 - 0.5)
+        title = (f"{res:g} mm soil, " if res is not None else "") + f"{fr.kind}: {est.reason}"
         if fr.rock_centre is not None:
             uv, _ = project_points(fr.rock_centre[None], fr.intrinsics, fr.T_tray_camera)
             ax.plot(*uv[0], "o", mfc="none", mec="lime", ms=14, mew=2, label="truth centre")
@@ -168,7 +445,8 @@ def draw(samples, path: str) -> None:
         ax.set_yticks([])
         if ax.get_legend_handles_labels()[1]:
             ax.legend(loc="lower right", fontsize=7)
-    fig.suptitle("rock perception on synthetic frames (depth; green = true centre, red = estimate)")
+    fig.suptitle(f"rock perception on {'simulator' if source == 'sim' else 'synthetic'} frames "
+                 "(depth; green = true centre, red = estimate)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -176,7 +454,7 @@ def draw(samples, path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--source", choices=sorted(SOURCES), default="synthetic")
+    p.add_argument("--source", choices=sorted(SOURCES), default="sim")
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION, help="calibration YAML (camera pose, tray, intrinsics)")
@@ -188,9 +466,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bucket-fraction", type=float, default=0.35, help="frames with the bucket in view (synthetic)")
     p.add_argument("--min-visible", type=float, default=0.5,
                    help="a rock counts as detectable when at least this fraction of it is not hidden by the bucket")
-    p.add_argument("--out", default=os.path.join(REPO, "bench", "results", "perception.json"))
-    p.add_argument("--png", default=os.path.join(REPO, "bench", "results", "perception.png"))
+    p.add_argument("--resolutions", default=",".join(f"{d:g}" for d in SIM_RESOLUTIONS_MM),
+                   help="soil particle sizes (mm) of the simulated worlds, comma separated (sim)")
+    p.add_argument("--frames-per-episode", type=int, default=5,
+                   help="frames rendered per simulated episode, one of them an empty tray (sim)")
+    p.add_argument("--max-steps", type=int, default=25, help="frames are rendered after 0..this scripted-scoop steps (sim)")
+    p.add_argument("--lift-steps", type=int, default=80,
+                   help="the last episode per resolution runs up to this many steps for a frame of the rock lifted "
+                        "in the bucket; 0 = none (sim)")
+    p.add_argument("--min-protrusion", type=float, default=0.015,
+                   help="a simulated rock counts as visible when its top stands this much (m) above the local soil "
+                        "top; the detector's min_height_above_ground (sim)")
+    p.add_argument("--bucket-pixels", type=int, default=200, help="a frame is '+bucket' from this many bucket pixels (sim)")
+    p.add_argument("--out", default=None,
+                   help="default bench/results/perception.json (sim) or perception_synthetic.json (synthetic)")
+    p.add_argument("--png", default=None, help="default: --out with .png; '' for none")
     args = p.parse_args(argv)
+    if args.out is None:
+        name = "perception.json" if args.source == "sim" else f"perception_{args.source}.json"
+        args.out = os.path.join(REPO, "bench", "results", name)
+    if args.png is None:
+        args.png = os.path.splitext(args.out)[0] + ".png"
 
     cv2.setNumThreads(1)
     cal = load_calibration(args.calibration)
@@ -200,10 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = PerceptionConfig(tray_size=cal.tray_size)
     detector = RockDetector(cfg)
 
-    xy_err, z_err, g_err, ms, xy_err_partial = [], [], [], [], []
-    n_detectable = n_detected = n_empty = n_false = n_hidden = 0
+    records: list[dict] = []
     reasons: dict[str, dict[str, int]] = {}
-    by_kind: dict[str, list] = {}  # a couple of frames of each kind for the picture
+    by_kind: dict[str, list] = {}  # a couple of frames of each kind (and resolution) for the picture
     try:
         frames = SOURCES[args.source](args, intr, T, cal.tray_size)
         first = True
@@ -212,83 +507,112 @@ def main(argv: list[str] | None = None) -> int:
             depth = decode_depth(fr.image, fr.encoding, fr.intrinsics)
             est = detector.detect(depth, fr.intrinsics, fr.T_tray_camera, fr.bucket)
             dt = (time.perf_counter() - t0) * 1000
-            if not first:  # the first frame builds the ray cache
-                ms.append(dt)
+            info = fr.info or {}
+            rec = {"kind": fr.kind, "res": info.get("resolution_mm"), "ms": None if first else dt,  # first: ray cache
+                   "detected": bool(est.detected), "g_err": None, "xy": None, "z": None}
             first = False
+            if info:
+                rec.update({k: v for k, v in info.items() if k != "resolution_mm"})
+                rec["reason"] = est.reason
+                rec["ground_est"] = est.ground_height
+                rec["ground_truth"] = fr.ground_height
             reasons.setdefault(fr.kind, {}).setdefault(est.reason, 0)
             reasons[fr.kind][est.reason] += 1
+            rec["g_err_top"] = None
             if est.ground_height is not None:
-                g_err.append(abs(est.ground_height - fr.ground_height) * 1000)
+                rec["g_err"] = abs(est.ground_height - fr.ground_height) * 1000
+                if info.get("soil_top_minus_surface_z_mm") is not None:
+                    top = fr.ground_height + info["soil_top_minus_surface_z_mm"] / 1000
+                    rec["g_err_top"] = abs(est.ground_height - top) * 1000
             if fr.rock_centre is None:
-                n_empty += 1
-                n_false += int(est.detected)
+                rec["cat"] = "empty"
+            elif fr.kind.startswith("rock in bucket"):
+                rec["cat"] = "in_bucket"
+            elif fr.kind.startswith("rock buried"):
+                rec["cat"] = "buried"
             elif fr.rock_visible_fraction >= args.min_visible:
-                n_detectable += 1
-                if est.detected:
-                    n_detected += 1
-                    e = (est.position - fr.rock_centre) * 1000
-                    xy_err.append(float(np.hypot(e[0], e[1])))
-                    z_err.append(abs(float(e[2])))
+                rec["cat"] = "detectable"
             else:
-                n_hidden += 1
-                if est.detected:  # a partly hidden rock still found: how good is that estimate?
-                    e = (est.position - fr.rock_centre) * 1000
-                    xy_err_partial.append(float(np.hypot(e[0], e[1])))
-            if len(by_kind.setdefault(fr.kind, [])) < 2:
-                by_kind[fr.kind].append((fr, est))
+                rec["cat"] = "hidden"
+            if est.detected and fr.rock_centre is not None:
+                e = (est.position - fr.rock_centre) * 1000
+                rec["xy"], rec["z"] = float(np.hypot(e[0], e[1])), float(e[2])
+            records.append(rec)
+            key = fr.kind if rec["res"] is None else f"{fr.kind} @ {rec['res']:g} mm"
+            if len(by_kind.setdefault(key, [])) < 2:
+                by_kind[key].append((fr, est, rec["res"]))
     except NotImplementedError as exc:
         print(f"perception_bench: {exc}", file=sys.stderr)
         return 2
 
-    res = {
-        "source": args.source,
-        "frames": args.frames,
-        "detectable_rock_frames": n_detectable,
-        "rock_frames_hidden_by_bucket": n_hidden,
-        "empty_frames": n_empty,
-        "detection_rate": n_detected / n_detectable if n_detectable else None,
-        "false_detection_rate": n_false / n_empty if n_empty else None,
-        "xy_error_p95_mm": p95(xy_err),
-        "xy_error_median_mm": float(np.median(xy_err)) if xy_err else None,
-        "z_error_p95_mm": p95(z_err),
-        "z_error_median_mm": float(np.median(z_err)) if z_err else None,
-        "hidden_rocks_detected": len(xy_err_partial),
-        "hidden_rocks_xy_error_max_mm": max(xy_err_partial) if xy_err_partial else None,
-        "ground_error_p95_mm": p95(g_err),
-        "ms_per_frame": float(np.mean(ms)) if ms else None,
-        "ms_per_frame_p95": p95(ms),
-        "reasons_by_frame_kind": reasons,
-        "settings": {"seed": args.seed, "noise_rel_std": args.noise, "dropout": args.dropout,
-                     "empty_fraction": args.empty_fraction, "max_burial": args.max_burial, "bucket_fraction": args.bucket_fraction,
-                     "min_visible": args.min_visible, "image": [intr.width, intr.height],
-                     "calibration": os.path.relpath(os.path.abspath(args.calibration), REPO),
-                     "tray_size": list(cal.tray_size), "decimation": cfg.decimation,
-                     "median_ksize": cfg.median_ksize, "threads": 1},
-        "machine": {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-                    "processor": platform.machine()},
-    }
+    res = {"source": args.source, "frames": len(records)}
+    res.update(summarise(records))
+    res["reasons_by_frame_kind"] = reasons
+    if any("seed" in r for r in records):
+        res["per_frame"] = [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()}
+                            for r in records]
+    resolutions = sorted({r["res"] for r in records if r["res"] is not None}, reverse=True)
+    if resolutions:
+        res["by_resolution_mm"] = {f"{d:g}": summarise([r for r in records if r["res"] == d]) for d in resolutions}
+    settings = {"seed": args.seed, "min_visible": args.min_visible, "image": [intr.width, intr.height],
+                "calibration": os.path.relpath(os.path.abspath(args.calibration), REPO),
+                "tray_size": list(cal.tray_size), "decimation": cfg.decimation,
+                "median_ksize": cfg.median_ksize, "threads": 1}
+    if args.source == "synthetic":
+        settings.update({"noise_rel_std": args.noise, "dropout": args.dropout, "empty_fraction": args.empty_fraction,
+                         "max_burial": args.max_burial, "bucket_fraction": args.bucket_fraction})
+    else:
+        settings.update({"resolutions_mm": [float(v) for v in args.resolutions.split(",")],
+                         "frames_per_resolution": {f"{k:g}": v for k, v in _frames_per_resolution(args).items()},
+                         "frames_per_episode": args.frames_per_episode, "max_steps": args.max_steps,
+                         "lift_steps": args.lift_steps, "min_protrusion_m": args.min_protrusion,
+                         "bucket_pixels": args.bucket_pixels, "encoding": "32FC1",
+                         "camera_noise": "excavation_training DepthCamera defaults (noise_z2 0.004, dropout 0.01, edge dropouts)",
+                         "ground_truth": "world surface_z (nominal soil surface); ground_error_vs_settled_soil_top_* "
+                                         "compare with the settled soil instead (median over particle-sized cells "
+                                         "of the highest particle top)",
+                         "visible_rock": "not in the bucket, top >= min_protrusion above the local soil top, "
+                                         ">= min_visible of its pixels not hidden by the bucket"})
+    res["settings"] = settings
+    res["machine"] = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
+                      "processor": platform.machine()}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(res, fh, indent=2)
     if args.png:
-        # One frame of each kind first, then the second ones, rock frames first.
-        order = sorted(by_kind, key=lambda k: (not k.startswith("rock"), k))
-        samples = [by_kind[k][0] for k in order] + [v[1] for k in order for v in [by_kind[k]] if len(v) > 1]
-        draw(samples[:6], args.png)
+        roi = detector.roi(intr, T)
+        crop = None
+        if roi is not None:  # the tray with a margin
+            m = max(roi[2] - roi[0], roi[3] - roi[1]) // 5
+            crop = (max(roi[0] - m, 0), max(roi[1] - m, 0), min(roi[2] + m, intr.width), min(roi[3] + m, intr.height))
+        draw(pick_samples(by_kind), args.png, args.source, crop)
 
     def fmt(v, f="{:.2f}"):
         return "n/a" if v is None else f.format(v)
 
-    print(f"source {args.source}: {args.frames} frames ({n_detectable} with a detectable rock, "
-          f"{n_hidden} rock hidden by the bucket, {n_empty} empty)")
+    print(f"source {args.source}: {res['frames']} frames ({res['detectable_rock_frames']} with a detectable rock, "
+          f"{res['rock_frames_hidden_by_bucket']} rock hidden by the bucket, {res['empty_frames']} empty"
+          + (f", {res['rock_buried_frames']} rock buried, {res['rock_in_bucket_frames']} rock in the bucket)"
+             if args.source == "sim" else ")"))
     print(f"  detection rate        {fmt(res['detection_rate'], '{:.3f}')}")
     print(f"  false detection rate  {fmt(res['false_detection_rate'], '{:.3f}')}")
     print(f"  xy error p95 / median {fmt(res['xy_error_p95_mm'])} / {fmt(res['xy_error_median_mm'])} mm")
     print(f"  z error p95 / median  {fmt(res['z_error_p95_mm'])} / {fmt(res['z_error_median_mm'])} mm")
     print(f"  ground error p95      {fmt(res['ground_error_p95_mm'])} mm")
-    print(f"  mostly hidden rocks still detected: {len(xy_err_partial)}, worst xy error "
+    if res.get("ground_error_vs_settled_soil_top_p95_mm") is not None:
+        print(f"  ground error p95 vs the settled soil top {fmt(res['ground_error_vs_settled_soil_top_p95_mm'])} mm "
+              f"(settled top - surface_z, median {fmt(res['settled_soil_top_minus_surface_z_median_mm'])} mm)")
+    print(f"  mostly hidden rocks still detected: {res['hidden_rocks_detected']}, worst xy error "
           f"{fmt(res['hidden_rocks_xy_error_max_mm'])} mm")
     print(f"  time per frame        {fmt(res['ms_per_frame'])} ms mean, {fmt(res['ms_per_frame_p95'])} ms p95 (one thread)")
+    for d, r in res.get("by_resolution_mm", {}).items():
+        print(f"  {d:>3} mm: {r['frames']:3d} frames, detect {fmt(r['detection_rate'], '{:.2f}')} of "
+              f"{r['detectable_rock_frames']}, false {fmt(r['false_detection_rate'], '{:.2f}')} of {r['empty_frames']}, "
+              f"xy p95 {fmt(r['xy_error_p95_mm'], '{:.1f}')}, z p95 {fmt(r['z_error_p95_mm'], '{:.1f}')}, "
+              f"ground p95 {fmt(r['ground_error_p95_mm'], '{:.1f}')} "
+              f"(vs settled top {fmt(r['ground_error_vs_settled_soil_top_p95_mm'], '{:.1f}')}) mm; buried {r['rock_buried_frames']} "
+              f"(detected {r['rock_buried_detected']}), in bucket {r['rock_in_bucket_frames']} "
+              f"(detected {r['rock_in_bucket_detected']}, of them at the rock {r['rock_in_bucket_detected_near_rock']})")
     print(f"  wrote {args.out}" + (f" and {args.png}" if args.png else ""))
     return 0
 
