@@ -237,7 +237,10 @@ def main(args=None) -> int:
             node.get_logger().error(f"episode run failed: {exc!r}")
         code = rc.EXIT_RUN_FAILED if rclpy.ok() else rc.EXIT_INTERRUPTED
     finally:
-        executor.shutdown(timeout_sec=1.0)
+        # Stop the spin thread before tearing down: a thread still inside the C++ executor when the
+        # interpreter exits aborts the process (std::terminate) and turns a good run into exit -6.
+        executor.shutdown(timeout_sec=2.0)
+        spin.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return code
