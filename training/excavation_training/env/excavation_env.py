@@ -376,7 +376,6 @@ class ExcavationEnv:
         lifted = rock_pos[:, 2] - self.rock_half_height - self.surface_z > self.cfg.lift_clearance
         holding = in_bucket & lifted
         self.hold = torch.where(holding, self.hold + 1, torch.zeros_like(self.hold))
-        self._in_bucket_truth = in_bucket
         scoop = self.tip + quat_rotate(quat_about(1, self.pitch), torch.tensor([[-g.tine_length / 2, 0.0, 0.0]], device=self.device).expand(self.num_envs, 3))
         return TaskState(
             scoop_point=scoop,

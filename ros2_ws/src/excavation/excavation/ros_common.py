@@ -155,26 +155,36 @@ def config_file(name: str) -> str:
     return os.path.join(config_dir(), name)
 
 
-def run_node(make_node: Callable[[], Any], args=None, *, threads: int = 1, on_shutdown: Callable[[Any], None] | None = None) -> int:
-    """rclpy boilerplate: a ValueError from the constructor is a configuration error (message, exit 2);
-    ``SystemExit`` from it passes its code through; Ctrl-C / SIGTERM end the spin cleanly."""
+def start_node(make_node: Callable[[], Any], args=None) -> tuple[Any, int]:
+    """rclpy.init plus the node's construction: ``(node, 0)``, or ``(None, exit code)`` when the
+    constructor refused its configuration (ValueError: message, exit 2) or exited (SystemExit).
+    SIGTERM (from launchers) shuts rclpy down like SIGINT does."""
     import signal
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
     rclpy.init(args=args)
-    # rclpy turns SIGINT into a clean shutdown; make SIGTERM (from launchers) do the same.
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:
-        node = make_node()
+        return make_node(), EXIT_OK
     except ValueError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
-        return EXIT_BAD_CONFIG
+        return None, EXIT_BAD_CONFIG
     except SystemExit as exc:
         rclpy.try_shutdown()
-        return int(exc.code or 0)
+        return None, int(exc.code or 0)
+
+
+def run_node(make_node: Callable[[], Any], args=None, *, threads: int = 1, on_shutdown: Callable[[Any], None] | None = None) -> int:
+    """rclpy boilerplate: a ValueError from the constructor is a configuration error (message, exit 2);
+    ``SystemExit`` from it passes its code through; Ctrl-C / SIGTERM end the spin cleanly."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    node, failed = start_node(make_node, args)
+    if node is None:
+        return failed
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     executor.add_node(node)
     code = EXIT_OK

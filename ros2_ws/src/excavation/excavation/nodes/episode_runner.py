@@ -213,16 +213,9 @@ def main(args=None) -> int:
                 log.info(f"summary written to {p['summary_json']}")
             return rc.EXIT_OK
 
-    import signal
-
-    rclpy.init(args=args)
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
-    try:
-        node = EpisodeRunner()
-    except ValueError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return rc.EXIT_BAD_CONFIG
+    node, failed = rc.start_node(EpisodeRunner, args)
+    if node is None:
+        return failed
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     spin = threading.Thread(target=executor.spin, daemon=True)
