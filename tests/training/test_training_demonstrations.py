@@ -35,3 +35,29 @@ def test_demo_config_is_checked():
     cfg.demo.steps = 10
     with pytest.raises(ConfigError, match="demo.steps"):
         cfg.validate()
+
+
+class _Recorder:
+    """An 'expert' that labels every observation with its first coordinate, and counts resets."""
+
+    def __init__(self):
+        self.resets = 0
+
+    def act(self, obs):
+        return obs[:, :1].repeat(1, 2)
+
+    def reset(self, done):
+        self.resets += int(done.sum())
+
+
+def test_dagger_labels_the_states_the_student_visits():
+    from excavation_training.algorithms.demonstrations import collect_dagger
+    from excavation_training.toy_envs import PointReachEnv
+
+    env = PointReachEnv(num_envs=4, dim=2, seed=0)
+    push = torch.tensor([[0.1, 0.0]]).expand(4, 2)
+    expert = _Recorder()
+    obs, labels = collect_dagger(env, 5, expert, lambda o: push.clone())
+    assert obs.shape[0] == labels.shape[0] == 20
+    assert torch.equal(labels, obs[:, :1].repeat(1, 2))  # labelled by the expert ...
+    assert not torch.equal(obs[:4], obs[-4:])  # ... on the states the student's actions led to

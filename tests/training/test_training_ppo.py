@@ -56,3 +56,23 @@ def test_kl_penalty_beta_adapts(cfg_factory):
     runner.learn(num_iterations=1)
     # Any real update moves the policy far more than a KL of 1e-6, so beta must have doubled.
     assert runner.ppo.kl_beta == pytest.approx(1.0)
+
+
+def test_critic_only_update_leaves_the_actor_as_it_was(cfg_factory):
+    """The critic warm-up after behaviour cloning must not move the cloned actor (nor its std)."""
+    cfg = cfg_factory(resolutions=(10.0,), **{"ppo.schedule": "adaptive"})
+    runner = PRPDRunner(cfg, point_factory(16), cfg.runner.log_dir)
+    st = runner.storage
+    obs = torch.randn(16, runner.obs_dim)
+    for _ in range(st.num_steps):
+        actions, logp, values, mean, std = runner.ppo.act(obs)
+        st.add(obs, actions, actions[:, 0] + 1.0, torch.ones(16, dtype=torch.bool), values, logp, mean, std)
+    st.finish(obs, torch.zeros(16))
+    st.compute_gae(0.99, 0.95)
+    actor = [p.detach().clone() for p in [*runner.policy.actor.parameters(), runner.policy.log_std]]
+    critic = [p.detach().clone() for p in runner.policy.critic.parameters()]
+    lr = runner.ppo.learning_rate
+    runner.ppo.update(st, train_actor=False)
+    assert all(torch.equal(a, b) for a, b in zip(actor, [*runner.policy.actor.parameters(), runner.policy.log_std]))
+    assert any(not torch.equal(a, b) for a, b in zip(critic, runner.policy.critic.parameters()))
+    assert runner.ppo.learning_rate == lr  # no KL from a frozen actor: the schedule must not react

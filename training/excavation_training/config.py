@@ -182,6 +182,14 @@ class DemoConfig:
     batch_size: int = 512
     init_noise_std: float = 0.3
     """Exploration std (normalised action space) after cloning."""
+    dagger_rounds: int = 0
+    """DAgger rounds after the first fit: the cloned policy drives for ``steps / 2`` steps while the
+    scripted scoop, run alongside as an observer, labels what it would have done; refit on all data.
+    Plain cloning of the scripted scoop scored 0 % at 70 mm (its small errors compound into states
+    the demonstrations never visit); DAgger rounds fix exactly that."""
+    critic_warmup_iterations: int = 0
+    """After the warm start, iterations that train only the critic (the actor is left as cloned).
+    Without it the first PPO updates, on advantages from an untrained critic, undo the cloning."""
 
 
 @dataclass
@@ -310,6 +318,8 @@ class TrainConfig:
         _positive_int("demo.batch_size", d.batch_size)
         _positive("demo.learning_rate", d.learning_rate)
         _positive("demo.init_noise_std", d.init_noise_std)
+        _non_negative_int("demo.dagger_rounds", d.dagger_rounds)
+        _non_negative_int("demo.critic_warmup_iterations", d.critic_warmup_iterations)
         if d.steps and e.name != "excavation":
             raise ConfigError(f"demo.steps > 0 needs env.name = 'excavation' (the scripted scoop drives that env), got {e.name!r}")
         batch = e.num_envs * r.steps_per_iteration

@@ -29,6 +29,25 @@ def collect_demonstrations(env, steps: int, controller) -> tuple[torch.Tensor, t
     return torch.cat(obs_buf), torch.cat(act_buf)
 
 
+@torch.no_grad()
+def collect_dagger(env, steps: int, expert, student) -> tuple[torch.Tensor, torch.Tensor]:
+    """``student`` (obs -> env action) drives for ``steps`` steps; ``expert`` labels every state it visits.
+
+    The expert sees the same observations as if it were driving (its phase machine advances on the
+    student's motion), so its labels say what to do from where the student actually is.
+    """
+    obs_buf, act_buf = [], []
+    obs = env.reset()
+    for _ in range(steps):
+        label = expert.act(obs)
+        obs_buf.append(obs.clone())
+        act_buf.append(label.clone())
+        res = env.step(student(obs))
+        expert.reset(res.done)
+        obs = res.obs
+    return torch.cat(obs_buf), torch.cat(act_buf)
+
+
 def behaviour_clone(
     policy: ActorCritic,
     obs: torch.Tensor,

@@ -45,7 +45,9 @@ class PPO:
         actions = mean + std * noise
         return actions, gaussian_log_prob(actions, mean, std), self.policy.value(obs), mean, std
 
-    def update(self, storage: RolloutStorage, extra: ExtraLoss | None = None) -> dict[str, float]:
+    def update(self, storage: RolloutStorage, extra: ExtraLoss | None = None, train_actor: bool = True) -> dict[str, float]:
+        """One PPO update. ``train_actor=False`` fits the critic only (after a behaviour-cloning warm
+        start the critic knows nothing yet, and advantages from it would undo the cloned actor)."""
         cfg = self.cfg
         if cfg.normalize_advantages:
             adv = storage.advantages
@@ -61,7 +63,7 @@ class PPO:
             kl = gaussian_kl(batch.old_mean, batch.old_std, mean, std).mean()
 
             # Learning rate follows the policy KL of this minibatch (rsl_rl's adaptive schedule).
-            if cfg.schedule == "adaptive":
+            if cfg.schedule == "adaptive" and train_actor:
                 kl_now = kl.item()
                 if kl_now > 2.0 * cfg.desired_kl:
                     self.learning_rate = max(LR_MIN, self.learning_rate / 1.5)
@@ -86,8 +88,10 @@ class PPO:
             loss = surrogate_loss + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy
             if self.kl_beta > 0.0:
                 loss = loss + self.kl_beta * kl
+            if not train_actor:
+                loss = cfg.value_loss_coef * value_loss
             stats = {}
-            if extra is not None:
+            if extra is not None and train_actor:
                 extra_loss, stats = extra.loss(batch.obs, mean, std)
                 loss = loss + extra_loss
 

@@ -118,18 +118,30 @@ class PRPDRunner:
             self._load_state(checkpoint)
 
     def _warm_start_from_demonstrations(self) -> None:
-        from ..algorithms.demonstrations import behaviour_clone, collect_demonstrations
+        from ..algorithms.demonstrations import behaviour_clone, collect_dagger, collect_demonstrations
         from ..env.scripted import ScriptedScoop
 
         d = self.cfg.demo
-        obs, act = collect_demonstrations(self.env, d.steps, ScriptedScoop(self.env.num_envs, self.env.device))
-        mse = behaviour_clone(
-            self.policy, obs.to(self.device), act.to(self.device), self.action_low.to(self.device), self.action_high.to(self.device),
-            epochs=d.epochs, learning_rate=d.learning_rate, batch_size=d.batch_size, generator=self.generator,
-            init_noise_std=d.init_noise_std,
-        )
+        n, dev = self.env.num_envs, self.env.device
+        obs, act = collect_demonstrations(self.env, d.steps, ScriptedScoop(n, dev))
+
+        def fit(obs: torch.Tensor, act: torch.Tensor) -> float:
+            return behaviour_clone(
+                self.policy, obs.to(self.device), act.to(self.device), self.action_low.to(self.device), self.action_high.to(self.device),
+                epochs=d.epochs, learning_rate=d.learning_rate, batch_size=d.batch_size, generator=self.generator,
+                init_noise_std=d.init_noise_std,
+            )
+
+        def student(o: torch.Tensor) -> torch.Tensor:
+            return self._to_env_action(self.policy.action_mean(o.to(self.device))).to(o.device)
+
+        mse = fit(obs, act)
+        for _ in range(d.dagger_rounds):
+            o, a = collect_dagger(self.env, max(1, d.steps // 2), ScriptedScoop(n, dev), student)
+            obs, act = torch.cat([obs, o]), torch.cat([act, a])
+            mse = fit(obs, act)
         self.counters["samples"] += int(obs.shape[0])
-        self.demo_record = {"samples": int(obs.shape[0]), "bc_mse": mse}
+        self.demo_record = {"samples": int(obs.shape[0]), "bc_mse": mse, "dagger_rounds": d.dagger_rounds}
 
     # ------------------------------------------------------------------ construction helpers
     def _make_env(self, delta_mm: float) -> VecEnv:
@@ -219,7 +231,8 @@ class PRPDRunner:
         stats: dict[str, float] = {}
         if self.transfer is not None and self.q_learner is not None:
             stats.update(self.q_learner.update(storage, self.policy, self.generator))
-        stats.update(self.ppo.update(storage, self.transfer))
+        warming = self.cfg.demo.steps > 0 and self.iteration < self.cfg.demo.critic_warmup_iterations
+        stats.update(self.ppo.update(storage, self.transfer, train_actor=not warming))
         self.policy.update_normalizer(storage.obs.flatten(0, 1))
         storage.clear()
 
