@@ -57,6 +57,23 @@ def test_distillation_term_pulls_student_toward_teacher_scaled_by_alpha():
         assert (student.action_mean(obs) - t_mean).pow(2).mean() < (mean - t_mean).pow(2).mean()
 
 
+def test_mean_only_distillation_leaves_the_std_to_ppo():
+    """distill_std=False: no gradient on the student's std; True: the std is pulled toward the teacher's."""
+    obs = torch.randn(32, 3)
+    for distill_std, expect_grad in ((False, False), (True, True)):
+        student, teacher = _policy(0), _policy(1)
+        with torch.no_grad():
+            teacher.log_std.fill_(-2.0)  # a teacher that explores much less than the student
+        mean, std = student.distribution(obs)
+        t_mean, t_std = teacher.distribution(obs)
+        distillation_loss(mean, std, t_mean.detach(), t_std.detach(), 1.0, "kl", distill_std).backward()
+        g = student.log_std.grad
+        has_grad = g is not None and bool(g.abs().sum() > 0)
+        assert has_grad == expect_grad
+        if expect_grad:
+            assert bool((g > 0).all())  # descending it lowers the student's std toward the teacher's
+
+
 def test_estimate_alpha_rises_and_falls_with_teacher_advantage():
     better = torch.tensor([0.5, 0.2, 0.9, 0.1])
     worse = -better

@@ -134,9 +134,15 @@ class PRPDConfig:
     alpha_mode: str = "dynamic"
     """``dynamic``: alpha from the auxiliary Q; ``fixed``: alpha = ``alpha_fixed`` (ablations 0 and 1)."""
     alpha_fixed: float = 1.0
-    alpha_estimator: str = "cpd"
-    """``cpd``: alpha = clip(mean(A) / max|A| + 1, 0, 1) (Cyclic Policy Distillation);
-    ``win_rate``: alpha = fraction of states where A > 0. A = Q(s, a_teacher) - Q(s, a_student)."""
+    alpha_estimator: str = "win_rate"
+    """``win_rate``: alpha = fraction of states where A > 0; ``cpd``: alpha = clip(mean(A) / max|A| + 1,
+    0, 1) (Cyclic Policy Distillation). A = Q(s, a_teacher) - Q(s, a_student). ``cpd`` is 1 whenever
+    Q cannot tell the two actions apart (mean A ~ 0): measured, it sat at 0.95-1.0 for whole stages
+    and held the student on a teacher it had to improve on; ``win_rate`` is 0.5 there."""
+    distill_std: bool = False
+    """Whether the mixture target also interpolates the std toward the teacher's. False: only the
+    mean is distilled (the target keeps the student's own std), so PPO can still lower its exploration
+    noise; with True and alpha ~ 1 the student's std was held at the teacher's for the whole stage."""
     alpha_0: float = 2.0
     """c3: scale of the distillation term (paper Table I: alpha_0 = 2)."""
     distill_loss: str = "kl"

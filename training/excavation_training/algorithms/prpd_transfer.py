@@ -3,8 +3,11 @@
 Per minibatch (equations in training/docs/prpd.md):
 
     A      = Q(s, mu_T(s)) - Q(s, mu_S(s))                     teacher's advantage under the auxiliary Q
-    alpha  = clip(mean(A) / max|A| + 1, 0, 1)                  (estimator "cpd"; or "win_rate")
-    pi_mix = N((1 - alpha) sg(mu_S) + alpha mu_T, ((1 - alpha) sg(sigma_S) + alpha sigma_T)^2)
+    alpha  = mean [A > 0]                                      (estimator "win_rate"; or "cpd":
+                                                                clip(mean(A) / max|A| + 1, 0, 1))
+    pi_mix = N((1 - alpha) sg(mu_S) + alpha mu_T, sigma_mix^2)
+    sigma_mix = (1 - alpha) sg(sigma_S) + alpha sigma_T  (distill_std); by default the KL is taken
+    with the student's std detached on both sides: sum (mu_S - mu_mix)^2 / 2 sg(sigma_S)^2, mean only
     L_D    = alpha_0 * KL(pi_mix || pi_S)                      (or "mse" on the means)
 
 sg() stops the gradient, so alpha = 0 makes the target the student itself (zero loss, zero gradient)
@@ -40,10 +43,13 @@ def distillation_loss(
     teacher_std: torch.Tensor,
     alpha: torch.Tensor | float,
     kind: str = "kl",
+    distill_std: bool = True,
 ) -> torch.Tensor:
     """Distance of the student (mean, std) to the alpha-mixture of its stop-gradient self and the teacher."""
     mix_mean = (1.0 - alpha) * mean.detach() + alpha * teacher_mean
     if kind == "kl":
+        if not distill_std:  # KL between Gaussians of the same (detached) std: sum dmu^2 / 2 sigma^2
+            return gaussian_kl(mix_mean, std.detach(), mean, std.detach()).mean()
         mix_std = (1.0 - alpha) * std.detach() + alpha * teacher_std
         return gaussian_kl(mix_mean, mix_std, mean, std).mean()
     if kind == "mse":
@@ -78,7 +84,7 @@ class ConservativeTransfer:
             stats["teacher_advantage"] = adv.mean().item()
         else:
             alpha = torch.tensor(self.cfg.alpha_fixed, device=mean.device)
-        d = distillation_loss(mean, std, t_mean, t_std, alpha, self.cfg.distill_loss)
+        d = distillation_loss(mean, std, t_mean, t_std, alpha, self.cfg.distill_loss, self.cfg.distill_std)
         with torch.no_grad():
             teacher_kl = gaussian_kl(t_mean, t_std, mean, std).mean()
         stats.update(alpha=float(alpha), distill_loss=d.item(), teacher_kl=teacher_kl.item())
