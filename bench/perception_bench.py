@@ -10,6 +10,16 @@ of a few frames with the estimates drawn on (same name, .png).
 
     python bench/perception_bench.py --source sim --frames 200
     python bench/perception_bench.py --source synthetic --frames 200
+
+``--save-frames DIR`` also writes every frame with its truth; ``--source saved --frames-dir DIR`` re-runs
+the detector on exactly those frames without the simulator (seconds instead of minutes), e.g. to
+compare detector versions on the same depth images.
+
+Sim truth (see ``settings`` in the JSON): the ground is the settled soil top (upper envelope of the
+particles the camera sees), not the world's nominal surface_z, which the bed leaves within the first
+steps; a detectable rock is also split by whether its top clears the grains right around it
+(``*_clear_of_grains``) or is level with them (``*_level_with_grains``): with grains as big as the
+rock (50-70 mm) the latter differ from a grain by shape only.
 """
 
 from __future__ import annotations
@@ -196,19 +206,52 @@ def _local_soil_top(env, rock_xy: np.ndarray, rock_radius: float) -> float | Non
     return float(np.median(tops))
 
 
-def _soil_top(env, half: float) -> float | None:
-    """Median over the tray (|x|, |y| <= half) of the highest particle top per particle-sized cell:
-    where the settled soil's top really is (diagnostic next to the nominal surface_z)."""
+def _exposed_tops(env) -> tuple[np.ndarray, np.ndarray]:
+    """(xy (N,2), top z (N,)) of world 0's soil particles that the camera can see from above: no other
+    particle's top is higher within one particle radius (horizontally) of the particle's centre."""
     p = env.soil_particles(0)
     r = float(env.particle_radius)
-    p = p[(np.abs(p[:, 0]) <= half) & (np.abs(p[:, 1]) <= half)]
-    if len(p) == 0:
+    top = p[:, 2] + r
+    exposed = np.ones(len(p), bool)
+    for i0 in range(0, len(p), 512):  # pairwise in blocks: a few thousand particles at 10 mm
+        q = p[i0 : i0 + 512]
+        d2 = (q[:, None, 0] - p[None, :, 0]) ** 2 + (q[:, None, 1] - p[None, :, 1]) ** 2
+        exposed[i0 : i0 + 512] = ~np.any((d2 < r * r) & (top[None, :] > top[i0 : i0 + 512, None] + 1e-6), axis=1)
+    return p[exposed, :2], top[exposed]
+
+
+def _soil_top(env, half: float) -> float | None:
+    """The settled soil surface: 75th percentile of the tops of the exposed particles (see
+    _exposed_tops) over the tray (|x|, |y| <= half). The upper envelope of the grains the camera sees:
+    on a bed whose top layer is sparse (coarse grains) the lower layer showing between its grains does
+    not pull it down; on fine soil it is the surface. The ground truth of the ground error."""
+    xy, top = _exposed_tops(env)
+    top = top[(np.abs(xy[:, 0]) <= half) & (np.abs(xy[:, 1]) <= half)]
+    return float(np.percentile(top, 75)) if len(top) else None
+
+
+def _rock_clearance(env, pos: np.ndarray, quat_xyzw: np.ndarray, rock_top: float) -> float | None:
+    """How far the rock's top stands above the grains right around it (m): rock top minus the highest
+    top of the exposed particles whose centres lie outside the rock's footprint and within one
+    particle radius + 15 mm of it. Below ~15 mm the rock is level with (or under) the grains next to
+    it: neither its height nor its size tells it from them when the grains are as big as the rock;
+    only its shape does (a flat voxel top vs a dome)."""
+    from scipy.spatial.transform import Rotation
+
+    rock = env.scene.worlds[0].rock
+    g = np.linspace(-1.0, 1.0, 6)
+    unit = np.array([[a, b, c] for a in g for b in g for c in g])
+    unit = unit[np.abs(unit).max(axis=1) >= 1.0 - 1e-9]  # box surfaces
+    pts = (rock.centers[:, None, :] + unit[None] * rock.half_extents[:, None, :]).reshape(-1, 3)
+    fp = pos[:2] + Rotation.from_quat(quat_xyzw).apply(pts)[:, :2]  # the footprint, sampled
+    spacing = 2.0 * float(rock.half_extents.max()) / 5.0
+    xy, top = _exposed_tops(env)
+    if len(xy) == 0:
         return None
-    keys = np.floor(p[:, :2] / max(2 * r, 0.01)).astype(np.int64)
-    _, inv = np.unique(keys, axis=0, return_inverse=True)
-    tops = np.full(inv.max() + 1, -np.inf)
-    np.maximum.at(tops, inv.ravel(), p[:, 2] + r)
-    return float(np.median(tops))
+    d = np.sqrt(((xy[:, None, :] - fp[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    r = float(env.particle_radius)
+    near = (d > spacing) & (d <= r + 0.015)
+    return float(rock_top - top[near].max()) if near.any() else None
 
 
 def _frames_per_resolution(args) -> dict[float, int]:
@@ -227,7 +270,9 @@ def sim_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) ->
     the rock partly buried as it starts) are driven by the scripted scoop; frames are rendered after
     distinct random step counts in [0, ``--max-steps``], so the bucket approaches, digs and lifts in some of them.
     One frame of every ``--frames-per-episode`` is an empty tray: the rock is moved 10 m down, the
-    frame rendered, the rock put back. The last episode of each resolution runs on (up to
+    frame rendered, the rock put back. With ``--empty-twins`` (default) every rock frame is followed by
+    the same scene rendered without the rock (info ``twin``): many more empty trays, each differing
+    from a rock frame only by the rock (a rock-shaped dent may be left in the soil). The last episode of each resolution runs on (up to
     ``--lift-steps``) until the rock is lifted in the bucket and renders that too.
 
     Truth: rock centre = the rock body's position; ground = the world's nominal soil surface
@@ -278,6 +323,13 @@ def sim_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) ->
                 fr = _sim_frame(env, cam, intr, delta, seed, step, empty, args)
                 if fr is not None:
                     yield fr
+                    if args.empty_twins and not empty:
+                        # The same soil and bucket with the rock taken away: a false-detection probe
+                        # whose only difference from the rock frame is the rock.
+                        twin = _sim_frame(env, cam, intr, delta, seed, step, True, args)
+                        if twin is not None:
+                            twin.info["twin"] = True
+                            yield twin
             env.close()
 
 
@@ -302,9 +354,11 @@ def _sim_frame(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
     rock_ids = np.asarray(env.scene.rock_shapes[0])
     n_bucket_px = int(np.isin(ids, bucket_ids).sum())
     info = {"resolution_mm": float(delta), "seed": seed, "step": step, "bucket_pixels": n_bucket_px,
-            "in_bucket": in_bucket, "rock_top_above_soil_mm": None, "rock_pixels": 0}
-    top = _soil_top(env, 0.5 * float(env.cfg.scene.tray_size) - 0.015)  # clear of the walls
-    info["soil_top_minus_surface_z_mm"] = None if top is None else (top - float(env.surface_z[0])) * 1000
+            "in_bucket": in_bucket, "rock_top_above_soil_mm": None, "rock_top_above_grains_mm": None, "rock_pixels": 0}
+    surface_z = float(env.surface_z[0])
+    soil_top = _soil_top(env, 0.5 * float(env.cfg.scene.tray_size) - 0.015)  # clear of the walls
+    info["surface_z"] = surface_z
+    info["soil_top_minus_surface_z_mm"] = None if soil_top is None else (soil_top - surface_z) * 1000
     visible = 1.0
     if empty:
         kind, rock = "empty", None
@@ -316,6 +370,8 @@ def _sim_frame(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
         soil = _local_soil_top(env, pos[:2], radius)
         prot = None if soil is None else top - soil
         info["rock_top_above_soil_mm"] = None if prot is None else prot * 1000
+        clear = _rock_clearance(env, pos, quat, top)
+        info["rock_top_above_grains_mm"] = None if clear is None else clear * 1000
         if n_bucket_px:
             _move_body(env, bb, 10.0)
             try:
@@ -332,10 +388,39 @@ def _sim_frame(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
     if n_bucket_px >= args.bucket_pixels:
         kind += "+bucket"
     return Frame(frame.depth.astype(np.float32), "32FC1", intr, np.asarray(frame.T_tray_camera, float), bucket, rock,
-                 float(env.surface_z[0]), visible, kind, info)
+                 surface_z if soil_top is None else soil_top, visible, kind, info)
 
 
-SOURCES: dict[str, FrameSource] = {"synthetic": synthetic_frames, "sim": sim_frames}
+def save_frame(fr: Frame, directory: str, i: int) -> None:
+    """Write one frame with its truth to ``directory/frame_XXXXX.npz`` (``--save-frames``)."""
+    os.makedirs(directory, exist_ok=True)
+    k = fr.intrinsics
+    meta = {"encoding": fr.encoding, "intrinsics": [k.fx, k.fy, k.cx, k.cy, k.width, k.height],
+            "bucket": None if fr.bucket is None else [*fr.bucket.tip_xyz, fr.bucket.pitch],
+            "rock_centre": None if fr.rock_centre is None else [float(v) for v in fr.rock_centre],
+            "ground_height": fr.ground_height, "rock_visible_fraction": fr.rock_visible_fraction,
+            "kind": fr.kind, "info": fr.info}
+    np.savez_compressed(os.path.join(directory, f"frame_{i:05d}.npz"), image=fr.image,
+                        T=np.asarray(fr.T_tray_camera, float), meta=np.array(json.dumps(meta)))
+
+
+def saved_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) -> Iterator[Frame]:
+    """Frames written earlier with ``--save-frames`` (``--frames-dir``): re-runs the detector on exactly the
+    same depth images, without the simulator. ``--frames`` is ignored; every saved frame is used."""
+    if not args.frames_dir or not os.path.isdir(args.frames_dir):
+        raise NotImplementedError("--source saved needs --frames-dir, a folder written with --save-frames")
+    for name in sorted(f for f in os.listdir(args.frames_dir) if f.startswith("frame_") and f.endswith(".npz")):
+        with np.load(os.path.join(args.frames_dir, name)) as z:
+            meta = json.loads(str(z["meta"]))
+            image, Tf = z["image"], z["T"]
+        b = meta["bucket"]
+        yield Frame(image, meta["encoding"], CameraIntrinsics(*meta["intrinsics"]), Tf,
+                    None if b is None else BucketPose(tuple(b[:3]), b[3]),
+                    None if meta["rock_centre"] is None else np.asarray(meta["rock_centre"], float),
+                    meta["ground_height"], meta["rock_visible_fraction"], meta["kind"], meta["info"])
+
+
+SOURCES: dict[str, FrameSource] = {"synthetic": synthetic_frames, "sim": sim_frames, "saved": saved_frames}
 
 
 def p95(v) -> float | None:
@@ -387,11 +472,21 @@ def summarise(records: list[dict]) -> dict:
                 float(np.median([r["xy"] for r in buried + in_bucket if r["detected"]]))
                 if any(r["detected"] for r in buried + in_bucket) else None),
         })
-        gt = [r["g_err_top"] for r in records if r.get("g_err_top") is not None]
+        gn = [r["g_err_nominal"] for r in records if r.get("g_err_nominal") is not None]
         st = [r["soil_top_minus_surface_z_mm"] for r in records if r.get("soil_top_minus_surface_z_mm") is not None]
-        out["ground_error_vs_settled_soil_top_p95_mm"] = p95(gt)
-        out["ground_error_vs_settled_soil_top_median_mm"] = float(np.median(gt)) if gt else None
+        out["ground_error_vs_nominal_surface_z_p95_mm"] = p95(gn)
         out["settled_soil_top_minus_surface_z_median_mm"] = float(np.median(st)) if st else None
+        clear = [r for r in det if r.get("clear") is True]
+        level = [r for r in det if r.get("clear") is False]
+        out.update({
+            # Detectable rocks whose top clears the grains right around them by min_protrusion, and the
+            # others (level with the soil's upper envelope there: told from a grain by shape only).
+            "detectable_rock_frames_clear_of_grains": len(clear),
+            "detection_rate_clear_of_grains": sum(r["detected"] for r in clear) / len(clear) if clear else None,
+            "detectable_rock_frames_level_with_grains": len(level),
+            "detection_rate_level_with_grains": sum(r["detected"] for r in level) / len(level) if level else None,
+            "xy_error_p95_clear_of_grains_mm": p95([r["xy"] for r in clear if r["detected"]]),
+        })
     return out
 
 
@@ -445,7 +540,7 @@ def draw(samples, path: str, source: str = "synthetic", crop: tuple | None = Non
         ax.set_yticks([])
         if ax.get_legend_handles_labels()[1]:
             ax.legend(loc="lower right", fontsize=7)
-    fig.suptitle(f"rock perception on {'simulator' if source == 'sim' else 'synthetic'} frames "
+    fig.suptitle(f"rock perception on {'simulator' if source in ('sim', 'saved') else 'synthetic'} frames "
                  "(depth; green = true centre, red = estimate)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -470,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="soil particle sizes (mm) of the simulated worlds, comma separated (sim)")
     p.add_argument("--frames-per-episode", type=int, default=5,
                    help="frames rendered per simulated episode, one of them an empty tray (sim)")
+    p.add_argument("--empty-twins", action=argparse.BooleanOptionalAction, default=True,
+                   help="after every rock frame, render the same scene without the rock as an empty frame (sim)")
     p.add_argument("--max-steps", type=int, default=25, help="frames are rendered after 0..this scripted-scoop steps (sim)")
     p.add_argument("--lift-steps", type=int, default=80,
                    help="the last episode per resolution runs up to this many steps for a frame of the rock lifted "
@@ -478,12 +575,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="a simulated rock counts as visible when its top stands this much (m) above the local soil "
                         "top; the detector's min_height_above_ground (sim)")
     p.add_argument("--bucket-pixels", type=int, default=200, help="a frame is '+bucket' from this many bucket pixels (sim)")
+    p.add_argument("--save-frames", default=None, metavar="DIR",
+                   help="also write every frame with its truth to DIR (re-run later with --source saved)")
+    p.add_argument("--frames-dir", default=None, metavar="DIR", help="frames written by --save-frames (--source saved)")
     p.add_argument("--out", default=None,
                    help="default bench/results/perception.json (sim) or perception_synthetic.json (synthetic)")
     p.add_argument("--png", default=None, help="default: --out with .png; '' for none")
     args = p.parse_args(argv)
     if args.out is None:
-        name = "perception.json" if args.source == "sim" else f"perception_{args.source}.json"
+        name = "perception.json" if args.source in ("sim", "saved") else f"perception_{args.source}.json"
         args.out = os.path.join(REPO, "bench", "results", name)
     if args.png is None:
         args.png = os.path.splitext(args.out)[0] + ".png"
@@ -502,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frames = SOURCES[args.source](args, intr, T, cal.tray_size)
         first = True
-        for fr in frames:
+        for i_frame, fr in enumerate(frames):
+            if args.save_frames:
+                save_frame(fr, args.save_frames, i_frame)
             t0 = time.perf_counter()
             depth = decode_depth(fr.image, fr.encoding, fr.intrinsics)
             est = detector.detect(depth, fr.intrinsics, fr.T_tray_camera, fr.bucket)
@@ -518,12 +620,11 @@ def main(argv: list[str] | None = None) -> int:
                 rec["ground_truth"] = fr.ground_height
             reasons.setdefault(fr.kind, {}).setdefault(est.reason, 0)
             reasons[fr.kind][est.reason] += 1
-            rec["g_err_top"] = None
+            rec["g_err_nominal"] = None
             if est.ground_height is not None:
                 rec["g_err"] = abs(est.ground_height - fr.ground_height) * 1000
-                if info.get("soil_top_minus_surface_z_mm") is not None:
-                    top = fr.ground_height + info["soil_top_minus_surface_z_mm"] / 1000
-                    rec["g_err_top"] = abs(est.ground_height - top) * 1000
+                if info.get("surface_z") is not None:
+                    rec["g_err_nominal"] = abs(est.ground_height - info["surface_z"]) * 1000
             if fr.rock_centre is None:
                 rec["cat"] = "empty"
             elif fr.kind.startswith("rock in bucket"):
@@ -532,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
                 rec["cat"] = "buried"
             elif fr.rock_visible_fraction >= args.min_visible:
                 rec["cat"] = "detectable"
+                clear = info.get("rock_top_above_grains_mm")
+                # Sim: does the rock's top also clear the grains right around it (not level with them)?
+                rec["clear"] = None if clear is None else bool(clear >= args.min_protrusion * 1000)
             else:
                 rec["cat"] = "hidden"
             if est.detected and fr.rock_centre is not None:
@@ -564,15 +668,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings.update({"resolutions_mm": [float(v) for v in args.resolutions.split(",")],
                          "frames_per_resolution": {f"{k:g}": v for k, v in _frames_per_resolution(args).items()},
-                         "frames_per_episode": args.frames_per_episode, "max_steps": args.max_steps,
+                         "frames_per_episode": args.frames_per_episode, "empty_twins": args.empty_twins, "max_steps": args.max_steps,
                          "lift_steps": args.lift_steps, "min_protrusion_m": args.min_protrusion,
                          "bucket_pixels": args.bucket_pixels, "encoding": "32FC1",
                          "camera_noise": "excavation_training DepthCamera defaults (noise_z2 0.004, dropout 0.01, edge dropouts)",
-                         "ground_truth": "world surface_z (nominal soil surface); ground_error_vs_settled_soil_top_* "
-                                         "compare with the settled soil instead (median over particle-sized cells "
-                                         "of the highest particle top)",
-                         "visible_rock": "not in the bucket, top >= min_protrusion above the local soil top, "
-                                         ">= min_visible of its pixels not hidden by the bucket"})
+                         "ground_truth": "the settled soil top: 75th percentile of the tops of the particles seen "
+                                         "from above (no higher particle top within one radius), tray clear of the walls; "
+                                         "ground_error_vs_nominal_surface_z_* compare with the world's nominal surface_z "
+                                         "(the bed's top at spawn) instead",
+                         "visible_rock": "not in the bucket, top >= min_protrusion above the local soil top (median "
+                                         "over particle-sized cells of the highest particle top in a ring around it), "
+                                         ">= min_visible of its pixels not hidden by the bucket",
+                         "clear_of_grains": "a visible rock whose top is also >= min_protrusion above every exposed "
+                                            "particle top within one particle radius + 15 mm of its footprint"})
     res["settings"] = settings
     res["machine"] = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
                       "processor": platform.machine()}
@@ -593,24 +701,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"source {args.source}: {res['frames']} frames ({res['detectable_rock_frames']} with a detectable rock, "
           f"{res['rock_frames_hidden_by_bucket']} rock hidden by the bucket, {res['empty_frames']} empty"
           + (f", {res['rock_buried_frames']} rock buried, {res['rock_in_bucket_frames']} rock in the bucket)"
-             if args.source == "sim" else ")"))
+             if args.source in ("sim", "saved") else ")"))
     print(f"  detection rate        {fmt(res['detection_rate'], '{:.3f}')}")
     print(f"  false detection rate  {fmt(res['false_detection_rate'], '{:.3f}')}")
     print(f"  xy error p95 / median {fmt(res['xy_error_p95_mm'])} / {fmt(res['xy_error_median_mm'])} mm")
     print(f"  z error p95 / median  {fmt(res['z_error_p95_mm'])} / {fmt(res['z_error_median_mm'])} mm")
     print(f"  ground error p95      {fmt(res['ground_error_p95_mm'])} mm")
-    if res.get("ground_error_vs_settled_soil_top_p95_mm") is not None:
-        print(f"  ground error p95 vs the settled soil top {fmt(res['ground_error_vs_settled_soil_top_p95_mm'])} mm "
-              f"(settled top - surface_z, median {fmt(res['settled_soil_top_minus_surface_z_median_mm'])} mm)")
+    if res.get("ground_error_vs_nominal_surface_z_p95_mm") is not None:
+        print(f"  ground error p95 vs the nominal surface_z {fmt(res['ground_error_vs_nominal_surface_z_p95_mm'])} mm "
+              f"(settled soil top - surface_z, median {fmt(res['settled_soil_top_minus_surface_z_median_mm'])} mm)")
+    if res.get("detectable_rock_frames_clear_of_grains") is not None:
+        print(f"  detectable rocks clear of the grains around them: {res['detectable_rock_frames_clear_of_grains']}, "
+              f"detected {fmt(res['detection_rate_clear_of_grains'], '{:.3f}')}, xy p95 "
+              f"{fmt(res['xy_error_p95_clear_of_grains_mm'])} mm; level with them: "
+              f"{res['detectable_rock_frames_level_with_grains']}, detected "
+              f"{fmt(res['detection_rate_level_with_grains'], '{:.3f}')}")
     print(f"  mostly hidden rocks still detected: {res['hidden_rocks_detected']}, worst xy error "
           f"{fmt(res['hidden_rocks_xy_error_max_mm'])} mm")
     print(f"  time per frame        {fmt(res['ms_per_frame'])} ms mean, {fmt(res['ms_per_frame_p95'])} ms p95 (one thread)")
     for d, r in res.get("by_resolution_mm", {}).items():
         print(f"  {d:>3} mm: {r['frames']:3d} frames, detect {fmt(r['detection_rate'], '{:.2f}')} of "
-              f"{r['detectable_rock_frames']}, false {fmt(r['false_detection_rate'], '{:.2f}')} of {r['empty_frames']}, "
-              f"xy p95 {fmt(r['xy_error_p95_mm'], '{:.1f}')}, z p95 {fmt(r['z_error_p95_mm'], '{:.1f}')}, "
+              f"{r['detectable_rock_frames']} (clear of grains {fmt(r['detection_rate_clear_of_grains'], '{:.2f}')} of "
+              f"{r['detectable_rock_frames_clear_of_grains']}, level {fmt(r['detection_rate_level_with_grains'], '{:.2f}')} of "
+              f"{r['detectable_rock_frames_level_with_grains']}), false {fmt(r['false_detection_rate'], '{:.2f}')} of "
+              f"{r['empty_frames']}, xy p95 {fmt(r['xy_error_p95_mm'], '{:.1f}')}, z p95 {fmt(r['z_error_p95_mm'], '{:.1f}')}, "
               f"ground p95 {fmt(r['ground_error_p95_mm'], '{:.1f}')} "
-              f"(vs settled top {fmt(r['ground_error_vs_settled_soil_top_p95_mm'], '{:.1f}')}) mm; buried {r['rock_buried_frames']} "
+              f"(vs nominal {fmt(r['ground_error_vs_nominal_surface_z_p95_mm'], '{:.1f}')}) mm; buried {r['rock_buried_frames']} "
               f"(detected {r['rock_buried_detected']}), in bucket {r['rock_in_bucket_frames']} "
               f"(detected {r['rock_in_bucket_detected']}, of them at the rock {r['rock_in_bucket_detected_near_rock']})")
     print(f"  wrote {args.out}" + (f" and {args.png}" if args.png else ""))

@@ -45,18 +45,56 @@ class PerceptionConfig:
     ground_max_slope: float = 0.25
     """A fitted slope steeper than this (dz/dx) is not believed; the constant model is used instead."""
     min_height_above_ground: float = 0.015
-    """Points at least this high above the ground (m) may belong to the rock."""
+    """A blob must stand at least this high above the ground (the soil's upper envelope, m) to be a
+    rock candidate; soil bumps of ~10 mm are not. (12 mm finds a few more of the simulator's coarse
+    rocks that barely clear the grains, at the price of ~10 mm bumps under heavy depth noise.)"""
+    footprint_height: float = 0.005
+    """A blob with cells above min_height_above_ground extends over its connected cells above this
+    height (m, above the same ground): the rock's footprint, for its size, shape and centre, rather
+    than its top only. Equal to min_height_above_ground = no hysteresis."""
+    peak_min_dynamic: float = 0.005
+    """A regional maximum of the height map is a *peak* when every path from it to higher ground first
+    descends at least this much (m): above the (cell-averaged) depth noise, below the relief of a
+    soil grain worth the name."""
+    envelope_min_peaks: int = 4
+    """On rough soil (see ``envelope_rough_sigma``) with at least this many peaks, the ground is lifted
+    from the robust plane (the median soil surface) to the soil's upper envelope: the
+    ``envelope_quantile`` of the peak heights, the highest peak left out (it may be the rock). On soil
+    made of grains as large as the rock (coarse simulation) the surface is the top of the grains, and
+    a grain standing at it is not the rock. With 2 .. envelope_min_peaks-1 peaks (the bucket hides
+    most grains) their lower median is the envelope; with fewer, the plane."""
+    envelope_quantile: float = 0.75
+    """Quantile of the peak heights taken as the soil's upper envelope: high enough to sit on the top
+    layer of grains when the layer below shows between them, low enough that a grain or two standing
+    on others cannot lift it."""
+    envelope_rough_sigma: float = 0.003
+    """The envelope is used only on rough soil: the plane's robust residual std at least this (m).
+    On smooth soil (real soil seen by a depth camera: ~1-2 mm) a few peaks are rocks, clods or mixed
+    pixels at the bucket's edges, and the plane stays the ground."""
     max_height_above_ground: float = 0.15
     """Points higher than this above the ground (m) are the arm, a hand, ... never the rock."""
     cell_size: float = 0.005
-    """Grid cell (m) of the occupancy map the above-ground points are clustered on."""
+    """Grid cell (m) of the tray's height map (mean height of the points in each cell), on which the
+    ground's envelope is found and blobs are clustered."""
     close_iterations: int = 1
-    """Morphological closing (3x3) of the occupancy map: bridges single-cell dropouts in a rock."""
+    """Morphological closing (3x3) of the blob mask: bridges single-cell dropouts in a rock."""
     min_cluster_points: int = 12
-    min_cluster_area: float = 0.0003
-    """A rock candidate covers at least this much tray area (m^2; 0.0003 ~ a 17 mm square)."""
-    max_cluster_extent: float = 0.11
-    """A candidate whose bounding box is longer than this (m) is a soil heap or a wall, not the rock."""
+    min_cluster_area: float = 0.0008
+    """A rock candidate's footprint covers at least this much tray area (m^2; 0.0008 ~ a 28 mm square,
+    40 % of a 45 mm rock's outline): smaller blobs are soil grains (a whole 30 mm grain covers 0.0007)
+    or slivers of a rock the bucket hides, which are better reported as occluded."""
+    max_cluster_extent: float = 0.14
+    """A candidate longer than this (m; long side of its minimum-area rectangle, any orientation) is a
+    soil heap or a wall, not the rock. Rocks of ~50 mm voxelised coarsely are long: three 40 mm voxels
+    in a row make a 120 mm rock."""
+    min_cluster_width: float = 0.02
+    """A candidate narrower than this (m; short side of its minimum-area rectangle) is a sliver: mixed
+    pixels along a wall or the bucket's edge, soil seen between the tines, not a rock."""
+    wall_band: float = 0.02
+    max_wall_fraction: float = 0.6
+    """A candidate with more than this share of its cells within ``wall_band`` (m) of the tray's
+    walls runs along a wall: soil banked against it, mixed pixels at its top edge. A rock lying
+    against a wall keeps well under half of itself in the band."""
     rock_nominal_size: float = 0.05
     """Side of the expected rock (m); used for confidence only."""
     rock_half_height: float = 0.025
@@ -83,6 +121,10 @@ class PerceptionConfig:
             raise ValueError(f"PerceptionConfig.ground_model must be 'plane' or 'constant', got {self.ground_model!r}")
         if not 0 < self.min_height_above_ground < self.max_height_above_ground:
             raise ValueError("PerceptionConfig: need 0 < min_height_above_ground < max_height_above_ground")
+        if not 0 < self.footprint_height <= self.min_height_above_ground:
+            raise ValueError("PerceptionConfig: need 0 < footprint_height <= min_height_above_ground")
+        if not 0 <= self.envelope_quantile <= 1:
+            raise ValueError(f"PerceptionConfig.envelope_quantile must be in [0, 1], got {self.envelope_quantile}")
         if self.cell_size <= 0:
             raise ValueError(f"PerceptionConfig.cell_size must be > 0, got {self.cell_size}")
         return self

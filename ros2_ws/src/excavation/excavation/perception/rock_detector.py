@@ -1,9 +1,19 @@
-"""Per-frame rock detection: depth -> tray points -> ground -> above-ground blobs -> rock centre.
+"""Per-frame rock detection: depth -> tray points -> ground -> height map -> blobs -> rock centre.
+
+Ground: a robust plane through the soil points (the median surface; it absorbs a calibration tilt),
+lifted to the soil's upper envelope when the soil shows grains (see heightmap.py): on soil whose
+grains are as big as a coarse simulation's, the surface is the top of the grains, and grains standing
+at it are not rocks. Blobs: connected cells of the height map standing at least
+``min_height_above_ground`` above that ground, grown down to ``footprint_height`` (hysteresis), kept
+when their size and shape fit the rock prior (area, length, width, not running along a wall).
 
 The reported position is the rock's CENTRE in the tray frame (what the policy was trained on):
-xy = mean of the blob's occupied grid cells (each cell once, so the denser near-camera side faces
-do not pull it), z = top - max(rock_half_height, protrusion / 2) where top is a high percentile of
-the blob's heights and protrusion = top - local ground. See PerceptionConfig.rock_half_height.
+xy = mean of the occupied grid cells of the blob's upper half (each cell once, so the denser
+near-camera side faces do not pull it, and grains touching the rock's foot do not either),
+z = top - max(rock_half_height, protrusion / 2) where top is a high percentile of the blob's heights
+and protrusion = top - ground. See PerceptionConfig.rock_half_height.
+
+Never a made-up position: no blob that fits the prior means no position, with the reason.
 """
 
 from __future__ import annotations
@@ -16,11 +26,12 @@ import numpy as np
 from ..contract import DEFAULT_BUCKET, BucketGeometry
 from .bucket_volume import BucketPose, points_in_bucket
 from .camera import CameraIntrinsics, validate_pose
-from .clustering import Cluster, OccupancyGrid, grid_clusters
+from .clustering import Cluster, OccupancyGrid, mask_clusters
 from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
 from .ground import GroundPlane, fit_ground
+from .heightmap import UNKNOWN, cell_mean, envelope_offset, fill_small_holes, peak_heights, suppress_near_peaks
 
 
 class Reason:
@@ -78,6 +89,8 @@ class RockDetector:
     def __init__(self, config: PerceptionConfig | None = None, bucket_geometry: BucketGeometry = DEFAULT_BUCKET) -> None:
         self.config = (config or PerceptionConfig()).validate()
         self.geom = bucket_geometry
+        self.debug_maps = False
+        """Set to keep the height map, its peaks and the blob mask in each estimate's ``debug`` (tools)."""
         self._rays = RayCache()
         cfg = self.config
         hx, hy = cfg.tray_size[0] / 2 - cfg.edge_margin, cfg.tray_size[1] / 2 - cfg.edge_margin
@@ -86,6 +99,12 @@ class RockDetector:
         gx, gy = cfg.tray_size[0] / 2 - cfg.ground_edge_margin, cfg.tray_size[1] / 2 - cfg.ground_edge_margin
         self._ground_half = np.array([max(gx, 0.01), max(gy, 0.01)], np.float32)
         self._grid = OccupancyGrid((-hx, -hy), (hx, hy), cfg.cell_size)
+        cy, cx = np.meshgrid(np.arange(self._grid.shape[0]), np.arange(self._grid.shape[1]), indexing="ij")
+        centre_x = self._grid.lo[0] + (cx + 0.5) * cfg.cell_size
+        centre_y = self._grid.lo[1] + (cy + 0.5) * cfg.cell_size
+        self._ground_cells = (np.abs(centre_x) <= self._ground_half[0]) & (np.abs(centre_y) <= self._ground_half[1])
+        wx, wy = cfg.tray_size[0] / 2 - cfg.wall_band, cfg.tray_size[1] / 2 - cfg.wall_band
+        self._wall_band = (np.abs(centre_x) > wx) | (np.abs(centre_y) > wy)
 
     def roi(self, intr: CameraIntrinsics, T_tray_camera: np.ndarray):
         """Image rectangle that can see the searched part of the tray (u0, v0, u1, v1) or None."""
@@ -160,16 +179,53 @@ class RockDetector:
         ground = fit_ground(soil[gmask], cfg.ground_model, cfg.ground_fit_max_points, cfg.ground_fit_iterations,
                             cfg.ground_inlier_sigma, cfg.ground_inlier_min, cfg.ground_max_slope)
 
+        # Height map (mean height per cell, above the fitted plane) and the soil's upper envelope.
         h = soil[:, 2] - ground.height_at(soil[:, 0], soil[:, 1])
-        above = soil[(h > cfg.min_height_above_ground) & (h < cfg.max_height_above_ground)]
-        bucket_xy = None
+        below_arm = h < cfg.max_height_above_ground
+        soil, h = soil[below_arm], h[below_arm]
+        iy, ix = self._grid.cells(soil[:, :2])
+        hm = fill_small_holes(cell_mean(iy, ix, h, self._grid.shape))
+        # Peaks of the soil only: clear of the walls (wall tops, mixed pixels at the walls) and of the
+        # bucket (mixed pixels at its edges).
+        soil_cells = self._ground_cells
+        if n_bucket:
+            near_bucket = cv2.dilate(self._grid.occupancy(pts[in_bucket, :2]), np.ones((3, 3), np.uint8))
+            soil_cells = soil_cells & (near_bucket == 0)
+        peaks, prow, pcol = suppress_near_peaks(*peak_heights(np.where(soil_cells, hm, UNKNOWN), cfg.peak_min_dynamic),
+                                                0.5 * cfg.rock_nominal_size / cfg.cell_size)
+        env = envelope_offset(peaks, cfg.envelope_min_peaks, cfg.envelope_quantile,
+                              rough=ground.residual_std >= cfg.envelope_rough_sigma)
+        ground = replace(ground, c=ground.c + env)
+        rel = hm - np.float32(env)
+        # Hysteresis: a blob is the connected part of the map above the footprint height that holds
+        # cells above the detection height; its full footprint (not only its top) gives the size
+        # checks and the centre.
+        seed = rel >= cfg.min_height_above_ground
+        mask = (rel >= cfg.footprint_height).astype(np.uint8)
+        if cfg.footprint_height < cfg.min_height_above_ground:
+            n_lab, lab = cv2.connectedComponents(mask, connectivity=8)
+            has_seed = np.zeros(n_lab, bool)
+            has_seed[lab[seed]] = True
+            has_seed[0] = False
+            mask = has_seed[lab].astype(np.uint8)
+        rel_pts = h - env
+        pick = (rel_pts >= cfg.footprint_height) & (mask[iy, ix] > 0)
+        above = soil[pick]
+        above_high = rel_pts[pick] >= cfg.min_height_above_ground
+        above_cells = (iy[pick], ix[pick])
+        excl = None
         if n_bucket:
             bp = pts[in_bucket]
             hb = bp[:, 2] - ground.height_at(bp[:, 0], bp[:, 1])
-            bucket_xy = bp[hb > cfg.min_height_above_ground, :2]
-        clusters = grid_clusters(above[:, :2], self._grid, cfg.close_iterations, bucket_xy)
+            bxy = bp[hb > cfg.min_height_above_ground, :2]
+            if len(bxy):
+                excl = self._grid.occupancy(bxy)
+        clusters = mask_clusters(mask, self._grid.cell, above_cells, cfg.close_iterations, excl, self._wall_band)
         cands = [c for c in clusters if self._rock_like(c)]
-        dbg = {"roi": roi, "num_points": len(pts), "num_bucket_points": n_bucket, "num_clusters": len(clusters)}
+        dbg = {"roi": roi, "num_points": len(pts), "num_bucket_points": n_bucket, "num_clusters": len(clusters),
+               "envelope_offset": env, "num_peaks": len(peaks)}
+        if self.debug_maps:
+            dbg.update(height_map=hm, peaks=(peaks, prow, pcol), mask=mask, plane=ground)
         if not cands:
             occluded = n_bucket >= cfg.min_cluster_points
             if occluded and prior_xy is not None:
@@ -181,7 +237,15 @@ class RockDetector:
                     or self._hidden_at(depth_m, intrinsics, T, prior)
             return none(Reason.OCCLUDED_BY_BUCKET if occluded else Reason.NONE_ABOVE_GROUND, ground, **dbg)
 
-        centres = [self._cell_centroid(above, c) for c in cands]
+        # Centre from the blob's upper half (above halfway between the ground and its top): the whole
+        # rock there, whatever grains touch its lower part.
+        above_rel = rel_pts[pick]
+        centres = []
+        for k in cands:
+            r = above_rel[k.indices]
+            level = max(cfg.footprint_height, 0.5 * float(np.percentile(r, cfg.top_percentile)))
+            sel = k.indices[r >= level]
+            centres.append(self._cell_centroid(above, sel if len(sel) >= 3 else k.indices))
         best = max(range(len(cands)), key=lambda i: cands[i].area)
         if prior_xy is not None and len(cands) > 1:
             d = [float(np.hypot(*(cxy - np.asarray(prior_xy)[:2]))) for cxy in centres]
@@ -190,7 +254,8 @@ class RockDetector:
                 best = near
         c = cands[best]
         xy = centres[best]
-        cz = above[c.indices, 2]
+        hi = c.indices[above_high[c.indices]]
+        cz = above[hi if len(hi) else c.indices, 2]
         top = float(np.percentile(cz, cfg.top_percentile))
         g = float(ground.height_at(xy[0], xy[1]))
         protrusion = top - g
@@ -227,11 +292,13 @@ class RockDetector:
         return (
             len(c.indices) >= cfg.min_cluster_points
             and c.area >= cfg.min_cluster_area
-            and max(c.extent) <= cfg.max_cluster_extent
+            and c.length <= cfg.max_cluster_extent
+            and c.width >= cfg.min_cluster_width
+            and c.band_fraction <= cfg.max_wall_fraction
         )
 
-    def _cell_centroid(self, pts: np.ndarray, c: Cluster) -> np.ndarray:
-        p = pts[c.indices, :2]
+    def _cell_centroid(self, pts: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        p = pts[indices, :2]
         iy, ix = self._grid.cells(p)
         flat = iy.astype(np.int64) * self._grid.shape[1] + ix
         uniq, inv = np.unique(flat, return_inverse=True)

@@ -54,6 +54,7 @@ class TrayScene:
     rocks: list[tuple[np.ndarray, float, float]] = field(default_factory=list)  # (centre, side, yaw)
     bucket: BucketPose | None = None
     bumps: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # low soil heaps (centre, half)
+    grains: list[tuple[np.ndarray, float]] = field(default_factory=list)  # soil spheres (centre, radius)
     geom: BucketGeometry = DEFAULT_BUCKET
 
     def boxes(self) -> list[Box]:
@@ -80,6 +81,37 @@ class TrayScene:
         """True soil-surface height (tilted plane through (0, 0, ground_offset))."""
         n = rot_xy(*self.ground_tilt) @ np.array([0.0, 0.0, 1.0])
         return float(self.ground_offset - (n[0] * x + n[1] * y) / n[2])
+
+
+def grain_bed(scene: TrayScene, diameter: float, layers: int = 2, jitter: float = 0.0,
+              rng: np.random.Generator | None = None, keep: float = 1.0) -> float:
+    """Fill the tray with spheres of ``diameter`` (m) as a particle simulator does: square layers,
+    every other one shifted by half a pitch into the hollows below (face-centred packing), the top
+    of the highest layer at the scene's ground height (the soil box is lowered under the bed).
+
+    ``jitter``: random xy offsets (fraction of the diameter); ``keep``: fraction of the top layer's
+    grains kept (a sparse, dug top layer). Returns the height of the bed's top (the grains' upper
+    envelope). Only for a level soil (no ground_tilt).
+    """
+    rng = rng or np.random.default_rng(0)
+    hx, hy = scene.tray_size[0] / 2, scene.tray_size[1] / 2
+    n = max(1, int(np.floor(2 * min(hx, hy) / diameter + 1e-9)))
+    pitch = 2 * min(hx, hy) / n
+    layer_h = diameter if pitch >= np.sqrt(2) * diameter else float(np.sqrt(diameter**2 - pitch**2 / 2))
+    top = scene.ground_offset
+    c = (np.arange(n) - (n - 1) / 2) * pitch
+    for k in range(layers):
+        z = top - diameter / 2 - (layers - 1 - k) * layer_h
+        cc = c[:-1] + pitch / 2 if (k % 2 == 1 and n > 1) else c
+        for x in cc:
+            for y in cc:
+                if k == layers - 1 and rng.random() > keep:
+                    continue
+                j = jitter * diameter * rng.uniform(-1, 1, 2)
+                scene.grains.append((np.array([x + j[0], y + j[1], z]), diameter / 2))
+    # The soil box's top sits at the bottom layer's centres: it shows only through the gaps.
+    scene.ground_offset = top - diameter / 2 - (layers - 1) * layer_h
+    return top
 
 
 def rock_on_ground(scene: TrayScene, xy, side: float = 0.05, burial: float = 0.5, yaw: float = 0.0):
@@ -129,8 +161,40 @@ def render(
     return depth.astype(np.float32), ids
 
 
+def render_spheres(
+    spheres: list[tuple[np.ndarray, float]], intr: CameraIntrinsics, T_tray_camera: np.ndarray,
+    depth: np.ndarray, ids: np.ndarray, obj_id: int = ID_SOIL,
+) -> None:
+    """Ray-cast spheres (centre, radius) into ``depth`` (0 or inf = no hit) and ``ids``, in place."""
+    T = np.asarray(T_tray_camera, float)
+    o = T[:3, 3]
+    R = T[:3, :3]
+    for centre, radius in spheres:
+        centre = np.asarray(centre, float)
+        roi = box_roi(intr, T, centre - radius, centre + radius, pad=1)
+        if roi is None:
+            continue
+        u0, v0, u1, v1 = roi
+        v, u = np.mgrid[v0:v1, u0:u1]
+        d = np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, np.ones_like(u, float)], -1) @ R.T
+        oc = o - centre
+        a = (d * d).sum(-1)
+        b = d @ oc
+        disc = b * b - a * (oc @ oc - radius * radius)
+        hit = disc >= 0
+        t = np.where(hit, (-b - np.sqrt(np.maximum(disc, 0.0))) / a, np.inf)
+        hit &= t > 0
+        sub = depth[v0:v1, u0:u1]
+        closer = hit & ((t < sub) | (sub <= 0))
+        sub[closer] = t[closer]
+        ids[v0:v1, u0:u1][closer] = obj_id
+
+
 def render_scene(scene: TrayScene, intr: CameraIntrinsics, T_tray_camera: np.ndarray):
-    return render(scene.boxes(), intr, T_tray_camera, scene.floor_z)
+    depth, ids = render(scene.boxes(), intr, T_tray_camera, scene.floor_z)
+    if scene.grains:
+        render_spheres(scene.grains, intr, T_tray_camera, depth, ids)
+    return depth, ids
 
 
 def add_noise(depth: np.ndarray, rng: np.random.Generator, rel_std: float = 0.01, dropout: float = 0.02) -> np.ndarray:
