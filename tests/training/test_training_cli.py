@@ -53,6 +53,12 @@ def test_train_resume_evaluate_export(tmp_path, capsys):
     assert set(bundle.meta["evaluation"]["success_rate"]) == {"20", "10"}
     assert bundle.meta["training"]["final_resolution_mm"] == 20.0
     assert bundle.meta["training"]["schedule_complete"] is True
+    # A snapshot of an earlier stage is not the end of the schedule.
+    early = tmp_path / "bundle_stage0"
+    assert main(["export", str(run / "stages" / "stage0_40mm.pt"), "--out", str(early), "--no-eval"]) == 0
+    capsys.readouterr()
+    meta = load_bundle(early).meta["training"]
+    assert meta["final_resolution_mm"] == 40.0 and meta["schedule_complete"] is False
 
     assert main(["evaluate", str(bundle_dir), "--episodes", "8", "--resolutions", "20", "--dr", "on"]) == 0
     res = json.loads(capsys.readouterr().out)["results"][0]

@@ -198,8 +198,9 @@ def cmd_export(args) -> int:
     cfg = TrainConfig.from_dict(ckpt["config"]).validate()
     history = list(ckpt.get("history") or [])
     record = ckpt.get("stage_record")
-    if record is not None:
-        final_res, complete = record["resolution_mm"], True
+    if record is not None:  # a stage snapshot: the schedule is complete only if it is the last stage's
+        final_res = record["resolution_mm"]
+        complete = abs(float(final_res) - float(cfg.prpd.resolutions_mm[-1])) < 1e-9
     else:
         sched = ckpt["scheduler"]
         complete = sched["finished"]
