@@ -43,6 +43,30 @@ def training_success(meta: dict, resolution_mm: float):
     return None
 
 
+def success_without_observation_noise(policy_dir: str, resolution_mm: float, episodes: int, seed: int) -> float:
+    """The bundle's success in the training env at ``resolution_mm`` with randomisation on except the
+    observation rows of Table II (rock position noise and bias, rock-in-bucket flips, ground bias).
+
+    The stack replaces that noise model with real perception, so this is the like-for-like reference:
+    the training figure in policy.json includes +-25 mm noise and bias the stack does not add.
+    """
+    from dataclasses import replace
+
+    from excavation_training.env.config import ExcavationEnvConfig
+    from excavation_training.env.excavation_env import ExcavationEnv
+    from excavation_training.evaluation import evaluate, policy_from_file
+
+    policy, _ = policy_from_file(policy_dir)
+
+    def make(delta_mm: float, randomize: bool):
+        cfg = ExcavationEnvConfig(num_envs=min(episodes, 32), delta_mm=delta_mm, seed=seed)
+        cfg.randomization = replace(cfg.randomization, enabled=randomize, rock_obs_noise_xy=0.0, rock_obs_bias_xy=0.0,
+                                    rock_in_bucket_error_rate=0.0, ground_height_bias=0.0)
+        return ExcavationEnv(cfg)
+
+    return evaluate(policy, make, resolution_mm, episodes=episodes, randomize=True).success_rate
+
+
 def policy_label(path: str) -> str:
     """Repository-relative for bundles in the repository; otherwise just the folder name (no machine paths)."""
     full = os.path.abspath(path)
@@ -59,6 +83,9 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true", help="a check with a test bundle: saved as closed_loop_smoke.json")
     ap.add_argument("--out", default=None, help="output JSON (default bench/results/closed_loop[_smoke].json)")
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--reference-episodes", type=int, default=32,
+                    help="episodes of the like-for-like training reference (training env, randomisation on, observation "
+                         "noise off); 0 skips it (default 32)")
     ap.add_argument("launcher_args", nargs="*", help="extra launch_stack arguments (after --)")
     a = ap.parse_args(argv)
 
@@ -81,6 +108,9 @@ def main(argv=None) -> int:
             return 1
         s = json.load(open(summary_path))
     train = training_success(meta, a.resolution)
+    ref = None
+    if a.reference_episodes > 0 and not a.no_randomization:
+        ref = success_without_observation_noise(a.policy, a.resolution, a.reference_episodes, a.seed)
     result = {
         "policy": policy_label(a.policy),
         "smoke": bool(a.smoke),
@@ -90,6 +120,9 @@ def main(argv=None) -> int:
         "closed_loop_success": s["success_rate"],
         "training_success": train,
         "success_gap": None if train is None else s["success_rate"] - train,
+        "training_success_without_observation_noise": ref,
+        "reference_episodes": a.reference_episodes if ref is not None else 0,
+        "success_gap_vs_without_observation_noise": None if ref is None else s["success_rate"] - ref,
         "steps_to_success_mean": s["steps_to_success_mean"],
         "latency_p50_ms": s["latency_p50_ms"],
         "latency_p95_ms": s["latency_p95_ms"],
