@@ -51,13 +51,13 @@ class _Recorder:
 
 
 def test_dagger_labels_the_states_the_student_visits():
-    from excavation_training.algorithms.demonstrations import collect_dagger
+    from excavation_training.algorithms.demonstrations import collect_demonstrations
     from excavation_training.toy_envs import PointReachEnv
 
     env = PointReachEnv(num_envs=4, dim=2, seed=0)
     push = torch.tensor([[0.1, 0.0]]).expand(4, 2)
     expert = _Recorder()
-    obs, labels = collect_dagger(env, 5, expert, lambda o: push.clone())
+    obs, labels = collect_demonstrations(env, 5, expert, lambda o: push.clone())
     assert obs.shape[0] == labels.shape[0] == 20
     assert torch.equal(labels, obs[:, :1].repeat(1, 2))  # labelled by the expert ...
     assert not torch.equal(obs[:4], obs[-4:])  # ... on the states the student's actions led to

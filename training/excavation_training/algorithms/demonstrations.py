@@ -15,26 +15,13 @@ from ..models.actor_critic import ActorCritic
 
 
 @torch.no_grad()
-def collect_demonstrations(env, steps: int, controller) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``controller`` (``act(obs)``/``reset(done)``) for ``steps`` control steps of ``env``."""
-    obs_buf, act_buf = [], []
-    obs = env.reset()
-    for _ in range(steps):
-        act = controller.act(obs)
-        obs_buf.append(obs.clone())
-        act_buf.append(act.clone())
-        res = env.step(act)
-        controller.reset(res.done)
-        obs = res.obs
-    return torch.cat(obs_buf), torch.cat(act_buf)
+def collect_demonstrations(env, steps: int, expert, student=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` control steps of ``env``: every observation with the ``expert``'s action for it.
 
-
-@torch.no_grad()
-def collect_dagger(env, steps: int, expert, student) -> tuple[torch.Tensor, torch.Tensor]:
-    """``student`` (obs -> env action) drives for ``steps`` steps; ``expert`` labels every state it visits.
-
-    The expert sees the same observations as if it were driving (its phase machine advances on the
-    student's motion), so its labels say what to do from where the student actually is.
+    ``expert`` has ``act(obs)``/``reset(done)``. Without ``student`` the expert drives (behaviour
+    cloning data); with one (obs -> env action), the student drives and the expert only labels the
+    states it visits (DAgger). The expert's phase machine then advances on the student's motion, so
+    its labels say what to do from where the student actually is.
     """
     obs_buf, act_buf = [], []
     obs = env.reset()
@@ -42,7 +29,7 @@ def collect_dagger(env, steps: int, expert, student) -> tuple[torch.Tensor, torc
         label = expert.act(obs)
         obs_buf.append(obs.clone())
         act_buf.append(label.clone())
-        res = env.step(student(obs))
+        res = env.step(label if student is None else student(obs))
         expert.reset(res.done)
         obs = res.obs
     return torch.cat(obs_buf), torch.cat(act_buf)

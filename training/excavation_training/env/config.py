@@ -65,8 +65,9 @@ class PhysicsConfig:
     substeps: int = 8
     solver_iterations: int = 4
     """With 2 iterations a bed four layers deep compressed ~20 mm under its own weight and the rock's
-    (each Jacobi pass only removes ``contact_relaxation`` of an overlap); 4 holds it to a few mm at
-    ~1.3x the cost per step, 8 to ~1 mm at ~2.5x."""
+    (each Jacobi pass only removes ``contact_relaxation`` of an overlap); 4 holds a 30 mm bed to a
+    few mm, 8 to ~1 mm. Cost of 4 (bench/results/sim_scaling.json, with the denser packing): 1.8x
+    per step at 70 mm x 64 envs, 2.3x at 10 mm x 64. A 10-layer 10 mm bed still compacts."""
     particle_max_velocity: float = 1.5
     """Clamp on particle speed (m/s): keeps XPBD contact impulses from launching particles."""
     soft_contact_gap: float = 0.005

@@ -118,7 +118,7 @@ class PRPDRunner:
             self._load_state(checkpoint)
 
     def _warm_start_from_demonstrations(self) -> None:
-        from ..algorithms.demonstrations import behaviour_clone, collect_dagger, collect_demonstrations
+        from ..algorithms.demonstrations import behaviour_clone, collect_demonstrations
         from ..env.scripted import ScriptedScoop
 
         d = self.cfg.demo
@@ -137,7 +137,7 @@ class PRPDRunner:
 
         mse = fit(obs, act)
         for _ in range(d.dagger_rounds):
-            o, a = collect_dagger(self.env, max(1, d.steps // 2), ScriptedScoop(n, dev), student)
+            o, a = collect_demonstrations(self.env, max(1, d.steps // 2), ScriptedScoop(n, dev), student)
             obs, act = torch.cat([obs, o]), torch.cat([act, a])
             mse = fit(obs, act)
         self.counters["samples"] += int(obs.shape[0])
