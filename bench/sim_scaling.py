@@ -62,6 +62,9 @@ def worker(delta_mm: float, num_envs: int, device: str, min_steps: int, budget_s
         "physics_substeps_per_step": env.cfg.physics.substeps,
         "startup_s": startup,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        # Host memory only; the GPU's own allocations are not in peak_rss_mb.
+        "accelerator": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None,
+        "torch": torch.__version__,
     }
 
 
