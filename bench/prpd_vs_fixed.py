@@ -17,8 +17,10 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -134,6 +136,12 @@ def main() -> int:
     p.add_argument("--critic-warmup", type=int, default=10, help="critic-only iterations after the warm start (default 10)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="methods trained at once (default 1: wall times comparable on a small CPU; on a GPU machine with "
+                        "many cores the processes share the GPU, so compare wall times only between runs with the same --jobs)")
+    p.add_argument("--method-timeout-s", type=float, default=0,
+                   help="stop a method after this many seconds (0: no limit); a stopped method keeps its rows and counts "
+                        "as not reached unless it reached tau before")
     p.add_argument("--log-root", default="runs/bench_prpd")
     p.add_argument("--out", default=str(RESULTS / "prpd_vs_fixed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -145,23 +153,36 @@ def main() -> int:
     budget_samples = args.budget_iterations * args.num_envs * args.steps
     finest = args.resolutions[-1]
     results = {}
-    for method in args.methods:
-        print(f"== {method} ==", flush=True)
+
+    def run(method: str) -> None:
         cmd = [sys.executable, __file__, "--worker", method] + [a for a in sys.argv[1:] if a != "--worker"]
-        rows = []
+        rows: list[dict] = []
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
-            for line in proc.stdout:
-                if line.startswith("ROW "):
-                    row = json.loads(line[4:])
-                    rows.append(row)
-                    print(f"  it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {row['success_rate']:.2f}  {row['wall_s'] / 60:6.1f} min", flush=True)
+            timer = threading.Timer(args.method_timeout_s, proc.terminate) if args.method_timeout_s > 0 else None
+            if timer:
+                timer.start()
+            try:
+                for line in proc.stdout:
+                    if line.startswith("ROW "):
+                        row = json.loads(line[4:])
+                        rows.append(row)
+                        print(f"  {method:10s} it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {row['success_rate']:.2f}  "
+                              f"{row['wall_s'] / 60:6.1f} min", flush=True)
+            finally:
+                if timer:
+                    timer.cancel()
         results[method] = summarise(method, rows, finest, args.tau, budget_samples)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(run, args.methods))
+    results = {m: results[m] for m in args.methods}
     out = {
         "benchmark": "prpd_vs_fixed",
         "profile": {
             "device": args.device, "resolutions_mm": args.resolutions, "finest_mm": finest, "num_envs": args.num_envs,
             "steps_per_iteration": args.steps, "tau": args.tau, "budget_iterations": args.budget_iterations,
-            "max_stage_iterations": args.max_stage_iterations, "seed": args.seed,
+            "max_stage_iterations": args.max_stage_iterations, "seed": args.seed, "jobs": args.jobs,
+            "method_timeout_s": args.method_timeout_s,
             "warm_start": {"demo_steps": args.demo_steps, "dagger_rounds": args.dagger_rounds, "critic_warmup_iterations": args.critic_warmup,
                            "init_noise_std": args.demo_noise,
                            "note": "every method clones the scripted scoop at its own first resolution; its cost counts in wall time"},
