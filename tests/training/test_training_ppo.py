@@ -76,3 +76,46 @@ def test_critic_only_update_leaves_the_actor_as_it_was(cfg_factory):
     assert all(torch.equal(a, b) for a, b in zip(actor, [*runner.policy.actor.parameters(), runner.policy.log_std]))
     assert any(not torch.equal(a, b) for a, b in zip(critic, runner.policy.critic.parameters()))
     assert runner.ppo.learning_rate == lr  # no KL from a frozen actor: the schedule must not react
+
+
+def _rollout(runner, obs):
+    st = runner.storage
+    for _ in range(st.num_steps):
+        actions, logp, values, mean, std = runner.ppo.act(obs)
+        st.add(obs, actions, 100.0 * actions[:, 0] + 50.0, torch.ones(obs.shape[0], dtype=torch.bool), values, logp, mean, std)
+    st.finish(obs, torch.zeros(obs.shape[0]))
+    st.compute_gae(0.99, 0.95)
+    return st
+
+
+@pytest.mark.parametrize("critic_lr", [1e-3, None])
+def test_adaptive_schedule_sets_the_actor_rate_and_leaves_the_critic_its_own(cfg_factory, critic_lr):
+    """A policy KL far above desired_kl drives the actor's learning rate down; the critic keeps
+    ppo.critic_learning_rate (or follows the actor when it is None, as rsl_rl does)."""
+    cfg = cfg_factory(resolutions=(10.0,), **{"ppo.schedule": "adaptive", "ppo.desired_kl": 1e-9,
+                                              "ppo.critic_learning_rate": critic_lr})
+    runner = PRPDRunner(cfg, point_factory(16), cfg.runner.log_dir)
+    stats = runner.ppo.update(_rollout(runner, torch.randn(16, runner.obs_dim)))
+    assert runner.ppo.learning_rate < cfg.ppo.learning_rate
+    actor_lr, critic_lr_now = (g["lr"] for g in runner.ppo.optimizer.param_groups)
+    assert actor_lr == runner.ppo.learning_rate
+    assert critic_lr_now == (1e-3 if critic_lr is not None else runner.ppo.learning_rate)
+    assert stats["critic_learning_rate"] == critic_lr_now
+
+
+def test_actor_update_does_not_depend_on_the_value_loss_scale(cfg_factory):
+    """With per-network gradient clipping, a critic far from its targets (large value loss) leaves the
+    actor's update exactly as it is with a critic that is close to them."""
+    updates = []
+    for critic_scale in (0.0, 1e3):
+        cfg = cfg_factory(resolutions=(10.0,), **{"ppo.schedule": "fixed", "ppo.num_learning_epochs": 1,
+                                                  "ppo.num_mini_batches": 1})
+        torch.manual_seed(0)
+        runner = PRPDRunner(cfg, point_factory(16), cfg.runner.log_dir)
+        st = _rollout(runner, torch.randn(16, runner.obs_dim, generator=torch.Generator().manual_seed(1)))
+        with torch.no_grad():  # a critic whose values are way off: only the value loss changes
+            runner.policy.critic[-1].bias.add_(critic_scale)
+        before = [p.detach().clone() for p in runner.policy.actor.parameters()]
+        runner.ppo.update(st)
+        updates.append([p.detach() - b for p, b in zip(runner.policy.actor.parameters(), before)])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*updates))

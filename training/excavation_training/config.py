@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,7 +96,13 @@ class PPOConfig:
     leaves the adaptive learning-rate schedule as the KL control."""
     kl_penalty_adaptive: bool = True
     """Double beta when the iteration's KL > 1.5 desired_kl, halve it below desired_kl / 1.5."""
+    critic_learning_rate: float | None = 1e-3
+    """Fixed learning rate of the critic; None: the critic follows the actor's adaptive rate (rsl_rl).
+    The KL rule measures the policy's step, which says nothing about how fast the value may move."""
     max_grad_norm: float = 1.0
+    clip_grad_per_network: bool = True
+    """Clip the actor's and the critic's gradient norms separately (rsl_rl clips them jointly, so the
+    size of the value loss also scales the actor's gradient)."""
     normalize_advantages: bool = True
 
 
@@ -285,6 +292,8 @@ class TrainConfig:
         _non_negative("ppo.value_loss_coef", o.value_loss_coef)
         _non_negative("ppo.entropy_coef", o.entropy_coef)
         _positive("ppo.learning_rate", o.learning_rate)
+        if o.critic_learning_rate is not None:
+            _positive("ppo.critic_learning_rate", o.critic_learning_rate)
         _choice("ppo.schedule", o.schedule, LR_SCHEDULES)
         _positive("ppo.desired_kl", o.desired_kl)
         _non_negative("ppo.kl_penalty_coef", o.kl_penalty_coef)
@@ -448,6 +457,11 @@ def _set_field(obj, name: str, value, path: str) -> None:
 
 def _coerce(value, typ, path: str):
     origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(typ):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~")):
+            return None
+        (inner,) = [a for a in typing.get_args(typ) if a is not type(None)]
+        return _coerce(value, inner, path)
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -487,8 +501,8 @@ def _coerce(value, typ, path: str):
         what = f"a list of {args[0].__name__}" if homogeneous else f"a list of {len(args)} values"
         if not isinstance(value, (list, tuple)) or (not homogeneous and len(value) != len(args)):
             raise ConfigError(f"{path} must be {what}, got {value!r}")
-        types = [args[0]] * len(value) if homogeneous else list(args)
-        return tuple(_coerce(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, types)))
+        item_types = [args[0]] * len(value) if homogeneous else list(args)
+        return tuple(_coerce(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
     if typ is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path} must be a mapping, got {value!r}")
