@@ -61,3 +61,20 @@ def test_dagger_labels_the_states_the_student_visits():
     assert obs.shape[0] == labels.shape[0] == 20
     assert torch.equal(labels, obs[:, :1].repeat(1, 2))  # labelled by the expert ...
     assert not torch.equal(obs[:4], obs[-4:])  # ... on the states the student's actions led to
+
+
+def test_warm_start_hands_the_cloned_policy_to_ppo_at_a_small_actor_rate(tmp_path):
+    """After cloning, PPO's actor starts at demo.ppo_learning_rate (a from-scratch rate undid the
+    clone in its first update); the critic keeps its own rate for the warm-up."""
+    from training_helpers import small_config
+    from excavation_training.runners import PRPDRunner, build_env_factory
+
+    cfg = small_config(tmp_path / "run", env="excavation", num_envs=2, steps=4, resolutions=(70.0,),
+                       **{"demo.steps": 3, "demo.epochs": 1, "demo.ppo_learning_rate": 2e-5})
+    runner = PRPDRunner(cfg, build_env_factory(cfg), cfg.runner.log_dir)
+    try:
+        assert runner.demo_record["samples"] == 6
+        assert runner.ppo.learning_rate == 2e-5
+        assert [g["lr"] for g in runner.ppo.optimizer.param_groups] == [2e-5, cfg.ppo.critic_learning_rate]
+    finally:
+        runner.env.close()

@@ -72,3 +72,19 @@ def test_direct_transfer_and_fixed_baselines_use_the_same_runner(tmp_path):
     cfg = small_config(tmp_path / "run", resolutions=(40.0,), **{"prpd.max_iterations_per_stage": 2, "prpd.finish_on_threshold": False})
     result = PRPDRunner(cfg, point_factory(16, success_radius=10.0), cfg.runner.log_dir).learn()
     assert result.iterations == 2 and result.stages[0]["reason"] == "cap"
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_stage_change_keeps_the_adapted_learning_rate_unless_told_not_to(tmp_path, keep):
+    """A new optimiser per resolution; the actor's rate carries over (prpd.keep_learning_rate_on_advance),
+    since restarting at ppo.learning_rate jolted every transferred policy."""
+    cfg = small_config(tmp_path / "run", **{"prpd.max_iterations_per_stage": 1, "prpd.keep_learning_rate_on_advance": keep,
+                                            "ppo.desired_kl": 1e-9})
+    runner = PRPDRunner(cfg, point_factory(16, success_radius=0.0), cfg.runner.log_dir)
+    seen = []
+    runner.learn(num_iterations=1, callback=lambda r, m: seen.append(m["learning_rate"]))
+    adapted = seen[-1]  # the rate the first stage's update ended with
+    assert adapted < cfg.ppo.learning_rate  # desired_kl ~ 0: the rule lowered it in the first stage
+    assert runner.scheduler.stage == 1  # the cap moved it on to the next resolution
+    assert runner.ppo.learning_rate == (adapted if keep else cfg.ppo.learning_rate)
+    assert all(not s for s in runner.ppo.optimizer.state.values())  # fresh Adam moments either way

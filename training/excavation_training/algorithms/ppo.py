@@ -32,8 +32,9 @@ class PPO:
         self.policy, self.cfg, self.generator = policy, cfg, generator
         self.reset_optimizer()
 
-    def reset_optimizer(self) -> None:
-        self.learning_rate = self.cfg.learning_rate
+    def reset_optimizer(self, learning_rate: float | None = None) -> None:
+        """Fresh Adam moments; the actor starts at ``learning_rate`` (default ``ppo.learning_rate``)."""
+        self.learning_rate = self.cfg.learning_rate if learning_rate is None else float(learning_rate)
         self.kl_beta = self.cfg.kl_penalty_coef
         # Two parameter groups: the KL rule sets the actor's step size only. Sharing it with the critic
         # (rsl_rl) froze the critic at the 1e-5 floor whenever a low exploration std made every policy

@@ -141,6 +141,7 @@ class PRPDRunner:
             obs, act = torch.cat([obs, o]), torch.cat([act, a])
             mse = fit(obs, act)
         self.counters["samples"] += int(obs.shape[0])
+        self.ppo.reset_optimizer(learning_rate=d.ppo_learning_rate)
         self.demo_record = {"samples": int(obs.shape[0]), "bc_mse": mse, "dagger_rounds": d.dagger_rounds}
 
     # ------------------------------------------------------------------ construction helpers
@@ -293,7 +294,8 @@ class PRPDRunner:
         self.storage = self._make_storage()
         self.obs = self.env.reset()
         if self.cfg.prpd.reset_optimizer_on_advance:
-            self.ppo.reset_optimizer()
+            keep = self.cfg.prpd.keep_learning_rate_on_advance
+            self.ppo.reset_optimizer(learning_rate=self.ppo.learning_rate if keep else None)
         self._build_transfer(reset_q=self.cfg.q.reset_each_stage)
 
     # ------------------------------------------------------------------ main loop
