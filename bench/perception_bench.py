@@ -35,6 +35,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Callable, Iterator  # noqa: E402
 
@@ -270,13 +271,15 @@ def sim_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) ->
     the rock partly buried as it starts) are driven by the scripted scoop; frames are rendered after
     distinct random step counts in [0, ``--max-steps``], so the bucket approaches, digs and lifts in some of them.
     One frame of every ``--frames-per-episode`` is an empty tray: the rock is moved 10 m down, the
-    frame rendered, the rock put back. With ``--empty-twins`` (default) every rock frame is followed by
+    soil settles for ``--empty-settle-s`` with the bucket held still (grains that lay on the rock fall
+    into its hole rather than hang in the air in its shape), the frame is rendered and the env state
+    put back. With ``--empty-twins`` (default) every rock frame is followed by
     the same scene rendered without the rock (info ``twin``): many more empty trays, each differing
     from a rock frame only by the rock (a rock-shaped dent may be left in the soil). The last episode of each resolution runs on (up to
     ``--lift-steps``) until the rock is lifted in the bucket and renders that too.
 
-    Truth: rock centre = the rock body's position; ground = the world's nominal soil surface
-    ``surface_z``; bucket pose = the env's tip and pitch (what the robot driver would publish).
+    Truth: rock centre = the rock body's position; ground = the settled soil top (see the module
+    docstring; the world's nominal ``surface_z`` is reported beside it); bucket pose = the env's tip and pitch (what the robot driver would publish).
     A rock counts as visible (detection expected) when it is not in the bucket, its top stands at
     least ``--min-protrusion`` above the local soil top (particle tops in a ring around it), and at
     least ``--min-visible`` of its pixels are not hidden by the bucket (shape-index renders with and
@@ -333,8 +336,32 @@ def sim_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) ->
             env.close()
 
 
+@contextmanager
+def _rock_taken_out(env, settle_s: float):
+    """World 0 without its rock: the rock moved 10 m down, then ``settle_s`` of physics with the bucket
+    held still, so that grains that lay on the rock or leant on it fall into the hole it leaves (left
+    in place they would hang in the air in the rock's shape -- what a rock under a layer of grains
+    looks like, not an empty tray). The whole env state is put back afterwards."""
+    state = env.state_dict()
+    _move_body(env, int(env.rock_body[0]), -10.0)
+    try:
+        for _ in range(int(round(settle_s / env.control_period))):
+            env._simulate(env.tip.clone(), env.pitch.clone())
+        yield
+    finally:
+        env.load_state_dict(state)
+
+
 def _sim_frame(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
-    rb = int(env.rock_body[0])
+    if empty:
+        if not np.all(np.isfinite(env.rock_pose()[0][0].cpu().numpy())):
+            return None
+        with _rock_taken_out(env, args.empty_settle_s):
+            return _sim_frame_now(env, cam, intr, delta, seed, step, True, args)
+    return _sim_frame_now(env, cam, intr, delta, seed, step, False, args)
+
+
+def _sim_frame_now(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
     bb = int(env.bucket_body[0])
     pos_t, quat_t = env.rock_pose()
     pos, quat = pos_t[0].cpu().numpy().astype(float), quat_t[0].cpu().numpy().astype(float)
@@ -342,14 +369,8 @@ def _sim_frame(env, cam, intr, delta, seed, step, empty, args) -> Frame | None:
         return None
     bucket = BucketPose(tuple(float(v) for v in env.tip[0].cpu().numpy()), float(env.pitch[0]))
     in_bucket = bool(env.rock_in_bucket_truth()[0])
-    if empty:
-        _move_body(env, rb, -10.0)
-    try:
-        frame = cam.render(0, noise=True)
-        ids = _sim_shape_ids(cam, env)
-    finally:
-        if empty:
-            _move_body(env, rb, 10.0)
+    frame = cam.render(0, noise=True)
+    ids = _sim_shape_ids(cam, env)
     bucket_ids = np.asarray(env.scene.bucket_shapes[0])
     rock_ids = np.asarray(env.scene.rock_shapes[0])
     n_bucket_px = int(np.isin(ids, bucket_ids).sum())
@@ -567,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="frames rendered per simulated episode, one of them an empty tray (sim)")
     p.add_argument("--empty-twins", action=argparse.BooleanOptionalAction, default=True,
                    help="after every rock frame, render the same scene without the rock as an empty frame (sim)")
+    p.add_argument("--empty-settle-s", type=float, default=0.3,
+                   help="an empty tray is rendered after this much physics (s) without the rock, the bucket held "
+                        "still: grains that lay on the rock fall into its hole instead of hanging in the air (sim)")
     p.add_argument("--max-steps", type=int, default=25, help="frames are rendered after 0..this scripted-scoop steps (sim)")
     p.add_argument("--lift-steps", type=int, default=80,
                    help="the last episode per resolution runs up to this many steps for a frame of the rock lifted "
@@ -616,8 +640,8 @@ def main(argv: list[str] | None = None) -> int:
             if info:
                 rec.update({k: v for k, v in info.items() if k != "resolution_mm"})
                 rec["reason"] = est.reason
-                rec["ground_est"] = est.ground_height
-                rec["ground_truth"] = fr.ground_height
+                rec["ground_est_mm"] = None if est.ground_height is None else est.ground_height * 1000
+                rec["ground_truth_mm"] = fr.ground_height * 1000
             reasons.setdefault(fr.kind, {}).setdefault(est.reason, 0)
             reasons[fr.kind][est.reason] += 1
             rec["g_err_nominal"] = None
@@ -670,6 +694,11 @@ def main(argv: list[str] | None = None) -> int:
                          "frames_per_resolution": {f"{k:g}": v for k, v in _frames_per_resolution(args).items()},
                          "frames_per_episode": args.frames_per_episode, "empty_twins": args.empty_twins, "max_steps": args.max_steps,
                          "lift_steps": args.lift_steps, "min_protrusion_m": args.min_protrusion,
+                         "empty_settle_s": args.empty_settle_s,
+                         "empty_tray": "the rock moved 10 m down, then empty_settle_s of physics with the bucket "
+                                       "held still (grains that lay on the rock fall into its hole; left in place "
+                                       "they hung in the air in the rock's shape, which is what a rock under a "
+                                       "layer of grains looks like), rendered, the env state restored",
                          "bucket_pixels": args.bucket_pixels, "encoding": "32FC1",
                          "camera_noise": "excavation_training DepthCamera defaults (noise_z2 0.004, dropout 0.01, edge dropouts)",
                          "ground_truth": "the settled soil top: 75th percentile of the tops of the particles seen "

@@ -79,13 +79,17 @@ def test_a_rock_standing_above_the_grains_is_found(diameter, layers, keep, seed)
     assert abs(est.position[2] - centre[2]) < 0.012, (est.position, centre)
 
 
-def test_grainy_soil_fools_a_detector_without_the_envelope():
+def test_grainy_soil_fools_a_detector_without_the_envelope_and_the_grain_shape_test():
     # The same bed with the envelope switched off (never enough peaks): the median ground makes the top
-    # grains stick out like rocks. This is what the envelope is for.
+    # grains stick out like rocks. This is what the envelope is for; the grains' round tops (see
+    # test_perception_grain_shape.py) are a second, independent guard.
     scene = TrayScene(tray_size=TRAY)
     grain_bed(scene, 0.05, 2, jitter=0.05, rng=np.random.default_rng(0))
+    no_envelope = {"envelope_min_peaks": 1000, "envelope_rough_sigma": 1.0}
     assert not detect(scene, 0).detected
-    assert detect(scene, 0, envelope_min_peaks=1000, envelope_rough_sigma=1.0).detected
+    assert not detect(scene, 0, **no_envelope).detected
+    assert not detect(scene, 0, reject_spherical_tops=False).detected
+    assert detect(scene, 0, reject_spherical_tops=False, **no_envelope).detected
 
 
 def test_soil_banked_along_a_wall_is_not_a_rock_but_a_rock_at_the_wall_is():

@@ -36,11 +36,15 @@ class BucketPose:
         return pitch_rotation(self.pitch)
 
 
-def bucket_hull(geom: BucketGeometry = DEFAULT_BUCKET, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Axis-aligned box (lo, hi) in the bucket frame holding the tines, back plate and flange adapter."""
+def bucket_hull(geom: BucketGeometry = DEFAULT_BUCKET, margin: float = 0.0,
+                tip_margin: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned box (lo, hi) in the bucket frame holding the tines, back plate and flange adapter,
+    inflated by ``margin``; ``tip_margin`` (default: ``margin``) ahead of the tine tips."""
     lo = np.array([-geom.tine_length - geom.back_thickness, -geom.width / 2, -geom.tine_thickness / 2])
     hi = np.array([0.0, geom.width / 2, max(geom.back_height, geom.tool0_offset[2])])
-    return lo - margin, hi + margin
+    hi = hi + margin
+    hi[0] += (margin if tip_margin is None else tip_margin) - margin
+    return lo - margin, hi
 
 
 def points_in_bucket(
@@ -49,16 +53,17 @@ def points_in_bucket(
     geom: BucketGeometry = DEFAULT_BUCKET,
     margin: float = 0.015,
     arm_radius: float = 0.06,
+    tip_margin: float | None = None,
 ) -> np.ndarray:
     """Boolean mask of tray-frame points (N,3) inside the inflated bucket hull or the wrist column.
 
     The wrist column is a cylinder along bucket +z from the flange: what of the arm can hang over
     the tray. A rock inside the bucket is inside the hull too, so it is (rightly) not seen as lying
-    in the soil.
+    in the soil. ``tip_margin`` (default ``margin``) inflates the hull ahead of the tine tips only.
     """
     R = pose.rotation
     pb = (points - np.asarray(pose.tip_xyz, dtype=points.dtype)) @ R.astype(points.dtype)  # = R^T (p - tip)
-    lo, hi = bucket_hull(geom, margin)
+    lo, hi = bucket_hull(geom, margin, tip_margin)
     inside = np.all((pb >= lo.astype(pb.dtype)) & (pb <= hi.astype(pb.dtype)), axis=1)
     f = np.asarray(geom.tool0_offset, dtype=pb.dtype)
     d2 = (pb[:, 0] - f[0]) ** 2 + (pb[:, 1] - f[1]) ** 2

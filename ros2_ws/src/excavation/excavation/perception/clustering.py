@@ -57,17 +57,21 @@ def mask_clusters(
     close_iterations: int = 1,
     exclude: np.ndarray | None = None,
     band: np.ndarray | None = None,
+    labels_out: list | None = None,
 ) -> list[Cluster]:
     """Connected blobs (8-connected) of a cell mask (uint8), with the points lying in each.
 
     ``point_cells``: (row, col) of the points the clusters' ``indices`` refer to; ``exclude``: an
     occupancy image of cells (the bucket) whose contact a blob reports as ``touches``; ``band``: a
-    boolean image (e.g. the strip along the tray walls) whose share of each blob's cells is reported.
+    boolean image (e.g. the strip along the tray walls) whose share of each blob's cells is reported;
+    ``labels_out``: a list that receives the label image (the clusters' ``label`` values, 0 = none).
     """
     occ = mask
     if close_iterations > 0:
         occ = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8), iterations=close_iterations)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(occ, connectivity=8)
+    if labels_out is not None:
+        labels_out.append(labels)
     if n <= 1:
         return []
     iy, ix = point_cells

@@ -68,9 +68,42 @@ class PerceptionConfig:
     layer of grains when the layer below shows between them, low enough that a grain or two standing
     on others cannot lift it."""
     envelope_rough_sigma: float = 0.003
-    """The envelope is used only on rough soil: the plane's robust residual std at least this (m).
+    """The envelope is used only on rough soil: the plane's robust residual std at least this (m),
+    or -- with at least envelope_min_peaks peaks -- the robust spread of the height map (a large flat
+    rock can hold the robust plane on itself, the grains around it left as outliers).
     On smooth soil (real soil seen by a depth camera: ~1-2 mm) a few peaks are rocks, clods or mixed
     pixels at the bucket's edges, and the plane stays the ground."""
+    flat_top_window: float = 0.025
+    """On granular soil (the ground lifted to the envelope of the grains' peaks) a rock may lie level
+    with the grains' tops, or tilted with its face running from under their envelope to above it:
+    no height tells it from them. Its face is flat where the grains are domes: windows of this size
+    (m; 25 mm = 5 cells) whose cells lie within ``flat_top_max_rms`` of a plane (any tilt), grown to
+    the whole window, make flat-top candidates when no blob stands out. 0 = off. Never used on
+    smooth soil (real soil, fine simulation), where everything is flat."""
+    flat_top_max_rms: float = 0.0006
+    """Largest RMS distance (m) of a window's cells from their plane for a flat face: the depth noise
+    left in the cell means (~0.3 mm in the simulator). A grain's cap departs by about
+    0.2 * window^2 / diameter: 0.85 mm for a 70 mm grain, 1.2 mm at 50 mm, 2 mm at 30 mm."""
+    flat_top_min_area: float = 0.0006
+    """A flat-top candidate covers at least this much tray area (m^2; 0.0006 ~ one window: a face of
+    a rock of the expected size, partly hidden or tilted away)."""
+    flat_top_min_height: float = -0.005
+    """... and its highest cell reaches this height (m) relative to the grains' envelope: a rock's
+    face among the grains' tops; the tray floor showing where the soil was dug away lies far below."""
+    reject_spherical_tops: bool = True
+    """Reject blobs whose top is a spherical cap (``sphere_max_rms``, ``sphere_max_rms_ratio``): soil
+    grains (simulated particles, gravel). Assumes the rock is not a sphere (the simulator's rocks
+    are boxes; broken rock is angular); set False for a round pebble on smooth soil."""
+    sphere_max_rms: float = 0.0015
+    """A top is a spherical cap when a sphere fits its upper part within this RMS (m) ..."""
+    sphere_max_rms_ratio: float = 0.3
+    """... and within this fraction of its RMS departure from a plane (so the sphere explains the
+    top's relief, not just a flat top's noise). Measured on the simulator's frames: grains 0.1-0.28
+    (any size, 30-70 mm), the rock 0.34 and up (10 mm voxels, whose steps the sphere cannot follow;
+    their RMS is also > 2 mm) and 0.45 and up for coarser rocks (faces, ridges, corners)."""
+    sphere_max_rms_ratio_at_bucket: float = 0.5
+    """The same ratio for a blob against the bucket: a grain seen in part (between the tines, cut
+    by the bucket's shadow) fits its sphere less well (0.3-0.45), mixed pixels at the cut edge."""
     max_height_above_ground: float = 0.15
     """Points higher than this above the ground (m) are the arm, a hand, ... never the rock."""
     cell_size: float = 0.005
@@ -105,6 +138,10 @@ class PerceptionConfig:
     """Percentile of the cluster's heights taken as its top surface (robust to noise and side faces)."""
     bucket_margin: float = 0.015
     """The bucket's volume is inflated by this much (m) before its points are removed."""
+    bucket_tip_margin: float = 0.005
+    """... but only this much (m) ahead of the tine tips: the tips are thin (mixed pixels at them
+    are few), and a rock lying just ahead of them -- where the bucket meets it while digging, the
+    tines often buried under it -- would lose its back half to the full margin."""
     arm_radius: float = 0.06
     """Radius (m) of the column above the flange (wrist, forearm) removed with the bucket."""
     prior_gate: float = 0.06
@@ -121,6 +158,8 @@ class PerceptionConfig:
             raise ValueError(f"PerceptionConfig.ground_model must be 'plane' or 'constant', got {self.ground_model!r}")
         if not 0 < self.min_height_above_ground < self.max_height_above_ground:
             raise ValueError("PerceptionConfig: need 0 < min_height_above_ground < max_height_above_ground")
+        if self.flat_top_window < 0 or self.flat_top_max_rms <= 0:
+            raise ValueError("PerceptionConfig: need flat_top_window >= 0 and flat_top_max_rms > 0")
         if not 0 < self.footprint_height <= self.min_height_above_ground:
             raise ValueError("PerceptionConfig: need 0 < footprint_height <= min_height_above_ground")
         if not 0 <= self.envelope_quantile <= 1:

@@ -32,7 +32,8 @@ class GroundPlane:
         return float(self.c)
 
 
-def _robust_sigma(r: np.ndarray) -> float:
+def robust_sigma(r: np.ndarray) -> float:
+    """Standard deviation from the median absolute deviation (robust to a minority of outliers)."""
     return float(1.4826 * np.median(np.abs(r - np.median(r))))
 
 
@@ -57,7 +58,7 @@ def fit_ground(
     inl = np.ones(len(p), bool)
     for _ in range(iterations):
         r = z - (a * x + b * y + c)
-        tol = max(inlier_sigma * _robust_sigma(r[inl] if inl.sum() > 10 else r), inlier_min)
+        tol = max(inlier_sigma * robust_sigma(r[inl] if inl.sum() > 10 else r), inlier_min)
         inl = np.abs(r) < tol
         if inl.sum() < 3:
             break
@@ -76,4 +77,4 @@ def fit_ground(
         else:
             c = float(np.median(z[inl]))
     r = z - (a * x + b * y + c)
-    return GroundPlane(float(a), float(b), float(c), int(inl.sum()) * step, _robust_sigma(r[inl]) if inl.sum() > 1 else 0.0)
+    return GroundPlane(float(a), float(b), float(c), int(inl.sum()) * step, robust_sigma(r[inl]) if inl.sum() > 1 else 0.0)

@@ -14,6 +14,8 @@ height of its points). On that small image (about 30 x 30 cells for a 16 cm tray
   grains as big as the rock (a coarse simulation) has its surface at the grains' tops, not at the
   median of everything the camera sees between them; on fine or real soil the envelope is a few mm
   above the median surface and this changes nothing.
+* :func:`local_plane_rms` measures how far each window of the map departs from a plane: flat faces
+  (a rock's, at any tilt) against the curved tops of grains.
 """
 
 from __future__ import annotations
@@ -138,3 +140,36 @@ def envelope_offset(heights: np.ndarray, min_peaks: int, quantile: float, few_pe
     if n >= max(few_peaks, 1):
         return max(0.0, float(np.sort(heights)[(n - 1) // 2]))
     return 0.0
+
+
+def local_plane_rms(hm: np.ndarray, known: np.ndarray, win: int) -> np.ndarray:
+    """RMS distance of the cells of each cell's ``win`` x ``win`` window from their least-squares plane
+    (known cells only; inf where fewer than 80 % of the window is known).
+
+    A flat face (any tilt) gives the depth noise left in the cell means; a grain's cap gives about
+    0.2 (win * cell)^2 / (grain diameter) more: curvature shows, however the face is tilted. Box
+    filters of the moments and a batched 3x3 solve: well under a millisecond on the tray's map.
+    """
+    shape = hm.shape
+    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    k = known.astype(np.float64)
+    z = np.where(known, hm, 0.0).astype(np.float64)
+
+    def box(a):
+        return cv2.boxFilter(a, -1, (win, win), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+    n, sx, sy = box(k), box(cc * k), box(rr * k)
+    sxx, syy, sxy = box(cc * cc * k), box(rr * rr * k), box(cc * rr * k)
+    sz, sxz, syz, szz = box(z), box(cc * z), box(rr * z), box(z * z)
+    out = np.full(shape, np.inf, np.float32)
+    ok = n >= max(4.0, 0.8 * win * win) - 1e-9
+    if not ok.any():
+        return out
+    M = np.stack([np.stack([sxx[ok], sxy[ok], sx[ok]], -1), np.stack([sxy[ok], syy[ok], sy[ok]], -1),
+                  np.stack([sx[ok], sy[ok], n[ok]], -1)], -2)
+    b = np.stack([sxz[ok], syz[ok], sz[ok]], -1)
+    # >= 80 % of a window >= 3 x 3 known: never all on a line, the normal equations are regular.
+    beta = np.linalg.solve(M, b[..., None])[..., 0]
+    ss = szz[ok] - np.sum(beta * b, axis=-1)
+    out[ok] = np.sqrt(np.maximum(ss, 0.0) / n[ok]).astype(np.float32)
+    return out

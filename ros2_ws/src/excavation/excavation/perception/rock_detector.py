@@ -5,11 +5,15 @@ lifted to the soil's upper envelope when the soil shows grains (see heightmap.py
 grains are as big as a coarse simulation's, the surface is the top of the grains, and grains standing
 at it are not rocks. Blobs: connected cells of the height map standing at least
 ``min_height_above_ground`` above that ground, grown down to ``footprint_height`` (hysteresis), kept
-when their size and shape fit the rock prior (area, length, width, not running along a wall).
+when their size and shape fit the rock prior (area, length, width, not running along a wall) and
+their top is not a spherical cap -- a soil grain, however large (shape.py). On granular soil, when
+no blob stands out, flat faces among the grains' domes are the rock lying level with them
+(``flat_top_*``). Blobs against the bucket are judged on their cells clear of it.
 
 The reported position is the rock's CENTRE in the tray frame (what the policy was trained on):
 xy = mean of the occupied grid cells of the blob's upper half (each cell once, so the denser
-near-camera side faces do not pull it, and grains touching the rock's foot do not either),
+near-camera side faces do not pull it, and grains touching the rock's foot do not either; a flat
+face: its cells' mean moved half a rock behind the face, along its normal),
 z = top - max(rock_half_height, protrusion / 2) where top is a high percentile of the blob's heights
 and protrusion = top - ground. See PerceptionConfig.rock_half_height.
 
@@ -30,8 +34,22 @@ from .clustering import Cluster, OccupancyGrid, mask_clusters
 from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
-from .ground import GroundPlane, fit_ground
-from .heightmap import UNKNOWN, cell_mean, envelope_offset, fill_small_holes, peak_heights, suppress_near_peaks
+from .ground import GroundPlane, fit_ground, robust_sigma
+from .heightmap import (
+    UNKNOWN,
+    cell_mean,
+    envelope_offset,
+    fill_small_holes,
+    local_plane_rms,
+    peak_heights,
+    suppress_near_peaks,
+)
+from .shape import top_shape
+
+
+MIN_SHAPE_CELLS = 12
+"""A blob's top is judged (sphere or not) on at least this many cells: a 4-parameter sphere fits
+any handful of cells."""
 
 
 class Reason:
@@ -165,7 +183,8 @@ class RockDetector:
             & (pts[:, 2] >= cfg.z_range[0])
         ]
         if bucket is not None and len(pts):
-            in_bucket = points_in_bucket(pts, bucket, self.geom, cfg.bucket_margin, cfg.arm_radius)
+            in_bucket = points_in_bucket(pts, bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
+                                         cfg.bucket_tip_margin)
         else:
             in_bucket = np.zeros(len(pts), bool)
         n_bucket = int(in_bucket.sum())
@@ -188,31 +207,23 @@ class RockDetector:
         # Peaks of the soil only: clear of the walls (wall tops, mixed pixels at the walls) and of the
         # bucket (mixed pixels at its edges).
         soil_cells = self._ground_cells
+        near_bucket = None
         if n_bucket:
-            near_bucket = cv2.dilate(self._grid.occupancy(pts[in_bucket, :2]), np.ones((3, 3), np.uint8))
-            soil_cells = soil_cells & (near_bucket == 0)
+            near_bucket = cv2.dilate(self._grid.occupancy(pts[in_bucket, :2]), np.ones((3, 3), np.uint8)) > 0
+            soil_cells = soil_cells & ~near_bucket
         peaks, prow, pcol = suppress_near_peaks(*peak_heights(np.where(soil_cells, hm, UNKNOWN), cfg.peak_min_dynamic),
                                                 0.5 * cfg.rock_nominal_size / cfg.cell_size)
-        env = envelope_offset(peaks, cfg.envelope_min_peaks, cfg.envelope_quantile,
-                              rough=ground.residual_std >= cfg.envelope_rough_sigma)
+        # Rough soil: the plane's inliers scatter; or the height map does and shows many peaks -- a
+        # large flat rock can hold the robust plane on itself and leave the grains around it as
+        # outliers (a heap on smooth soil spreads the heights too, but makes no field of peaks).
+        rough = ground.residual_std >= cfg.envelope_rough_sigma
+        if not rough and len(peaks) >= cfg.envelope_min_peaks:
+            cells = hm[soil_cells & (hm > UNKNOWN / 2)]
+            rough = len(cells) >= 10 and robust_sigma(cells) >= cfg.envelope_rough_sigma
+        env = envelope_offset(peaks, cfg.envelope_min_peaks, cfg.envelope_quantile, rough=rough)
         ground = replace(ground, c=ground.c + env)
         rel = hm - np.float32(env)
-        # Hysteresis: a blob is the connected part of the map above the footprint height that holds
-        # cells above the detection height; its full footprint (not only its top) gives the size
-        # checks and the centre.
-        seed = rel >= cfg.min_height_above_ground
-        mask = (rel >= cfg.footprint_height).astype(np.uint8)
-        if cfg.footprint_height < cfg.min_height_above_ground:
-            n_lab, lab = cv2.connectedComponents(mask, connectivity=8)
-            has_seed = np.zeros(n_lab, bool)
-            has_seed[lab[seed]] = True
-            has_seed[0] = False
-            mask = has_seed[lab].astype(np.uint8)
-        rel_pts = h - env
-        pick = (rel_pts >= cfg.footprint_height) & (mask[iy, ix] > 0)
-        above = soil[pick]
-        above_high = rel_pts[pick] >= cfg.min_height_above_ground
-        above_cells = (iy[pick], ix[pick])
+        granular = bool(env > 0.0)  # rough soil, the ground lifted to the envelope of its grains
         excl = None
         if n_bucket:
             bp = pts[in_bucket]
@@ -220,12 +231,48 @@ class RockDetector:
             bxy = bp[hb > cfg.min_height_above_ground, :2]
             if len(bxy):
                 excl = self._grid.occupancy(bxy)
-        clusters = mask_clusters(mask, self._grid.cell, above_cells, cfg.close_iterations, excl, self._wall_band)
-        cands = [c for c in clusters if self._rock_like(c)]
+        rel_pts = h - env
+
+        # Blobs standing out: the connected part of the map above the footprint height that holds
+        # cells min_height_above_ground above the ground (hysteresis); the full footprint (not only
+        # the top) gives the size checks and the centre. A soil grain's spherical cap is no rock.
+        seed = rel >= cfg.min_height_above_ground
+        mask = (rel >= cfg.footprint_height).astype(np.uint8)
+        n_lab, lab = cv2.connectedComponents(mask, connectivity=8)
+        has_seed = np.zeros(n_lab, bool)
+        has_seed[lab[seed]] = True
+        has_seed[0] = False
+        mask = has_seed[lab].astype(np.uint8)
+        pick = (rel_pts >= cfg.footprint_height) & (mask[iy, ix] > 0)
+        labels: list = []
+        clusters = mask_clusters(mask, self._grid.cell, (iy[pick], ix[pick]), cfg.close_iterations, excl,
+                                 self._wall_band, labels)
+        verdicts = [self._verdict(c, rel, labels[0], near_bucket) for c in clusters]
+        cands = [(c, pick, False) for c, v in zip(clusters, verdicts) if v[0] == "rock"]
+        flat = None
+        if not cands and granular and cfg.flat_top_window > 0:
+            # On granular soil a rock may lie level with the grains' tops (or tilted, its face
+            # running from under the envelope to above it): no height tells it from the grains, but
+            # its face is flat where the grains are domes (see PerceptionConfig.flat_top_max_rms).
+            flat = self._flat_tops(rel, soil_cells)
+            if flat.any():
+                fpick = flat[iy, ix]
+                fl_labels: list = []
+                fl = mask_clusters(flat.astype(np.uint8), self._grid.cell, (iy[fpick], ix[fpick]), 0, excl,
+                                   self._wall_band, fl_labels)
+                for c in fl:
+                    v = self._flat_verdict(c)
+                    clusters.append(c)
+                    verdicts.append((v, {"flat_top": True}))
+                    if v == "rock":
+                        cands.append((c, fpick, True))
         dbg = {"roi": roi, "num_points": len(pts), "num_bucket_points": n_bucket, "num_clusters": len(clusters),
-               "envelope_offset": env, "num_peaks": len(peaks)}
+               "envelope_offset": env, "num_peaks": len(peaks), "granular": granular,
+               "clusters": [{"area": c.area, "length": c.length, "width": c.width, "touches": c.touches,
+                             "verdict": v[0], **v[1]} for c, v in zip(clusters, verdicts)]}
         if self.debug_maps:
-            dbg.update(height_map=hm, peaks=(peaks, prow, pcol), mask=mask, plane=ground)
+            dbg.update(height_map=hm, peaks=(peaks, prow, pcol), mask=mask, plane=ground, labels=labels[0],
+                       flat_tops=flat)
         if not cands:
             occluded = n_bucket >= cfg.min_cluster_points
             if occluded and prior_xy is not None:
@@ -233,39 +280,52 @@ class RockDetector:
                 # (or the rock sits inside its volume); else the rock has really gone from the soil.
                 pxy = np.asarray(prior_xy, dtype=float)[:2]
                 prior = np.array([pxy[0], pxy[1], float(ground.height_at(pxy[0], pxy[1]))])
-                occluded = bool(points_in_bucket(prior[None], bucket, self.geom, cfg.bucket_margin, cfg.arm_radius)[0]) \
+                occluded = bool(points_in_bucket(prior[None], bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
+                                                 cfg.bucket_tip_margin)[0]) \
                     or self._hidden_at(depth_m, intrinsics, T, prior)
             return none(Reason.OCCLUDED_BY_BUCKET if occluded else Reason.NONE_ABOVE_GROUND, ground, **dbg)
 
         # Centre from the blob's upper half (above halfway between the ground and its top): the whole
-        # rock there, whatever grains touch its lower part.
-        above_rel = rel_pts[pick]
-        centres = []
-        for k in cands:
-            r = above_rel[k.indices]
-            level = max(cfg.footprint_height, 0.5 * float(np.percentile(r, cfg.top_percentile)))
-            sel = k.indices[r >= level]
-            centres.append(self._cell_centroid(above, sel if len(sel) >= 3 else k.indices))
-        best = max(range(len(cands)), key=lambda i: cands[i].area)
+        # rock there, whatever grains touch its lower part. A flat top: its whole face.
+        centres, normals = [], []
+        for k, kpick, is_flat in cands:
+            kp = soil[kpick]
+            if is_flat:
+                cxy, n = self._cell_centroid(kp, k.indices, with_normal=True)
+            else:
+                r = rel_pts[kpick][k.indices]
+                level = max(cfg.footprint_height, 0.5 * float(np.percentile(r, cfg.top_percentile)))
+                sel = k.indices[r >= level]
+                cxy, n = self._cell_centroid(kp, sel if len(sel) >= 3 else k.indices), np.array([0.0, 0.0, 1.0])
+            centres.append(cxy)
+            normals.append(n)
+        best = max(range(len(cands)), key=lambda i: cands[i][0].area)
         if prior_xy is not None and len(cands) > 1:
             d = [float(np.hypot(*(cxy - np.asarray(prior_xy)[:2]))) for cxy in centres]
             near = int(np.argmin(d))
             if d[near] <= cfg.prior_gate:
                 best = near
-        c = cands[best]
+        c, cpick, is_flat = cands[best]
         xy = centres[best]
-        hi = c.indices[above_high[c.indices]]
-        cz = above[hi if len(hi) else c.indices, 2]
+        # A flat face's centre: the rock's centre lies half a rock behind it, along its normal (a
+        # tilted face's own centre is off the rock's by up to half the rock's size, downhill).
+        xy = xy - cfg.rock_half_height * normals[best][:2]
+        cp, crel = soil[cpick][c.indices], rel_pts[cpick][c.indices]
+        hi = crel >= cfg.min_height_above_ground
+        cz = cp[hi, 2] if hi.any() and not is_flat else cp[:, 2]
         top = float(np.percentile(cz, cfg.top_percentile))
         g = float(ground.height_at(xy[0], xy[1]))
         protrusion = top - g
         zc = top - max(cfg.rock_half_height, protrusion / 2)
 
-        # Confidence: enough of a rock-sized blob, standing clearly out of the soil, unambiguous,
-        # not clipped by the bucket. Each factor in [0, 1]; the tracker weighs detections by it.
+        # Confidence: enough of a rock-sized blob, standing clearly out of the soil (or flat-topped
+        # among grains: half the score), unambiguous, not clipped by the bucket. Each factor in [0, 1];
+        # the tracker weighs detections by it.
         size_score = min(1.0, c.area / (0.5 * cfg.rock_nominal_size**2))
-        height_score = min(1.0, protrusion / (2 * cfg.min_height_above_ground))
-        ambiguity = c.area / sum(k.area for k in cands)
+        height_score = min(1.0, max(protrusion, 0.0) / (2 * cfg.min_height_above_ground))
+        if is_flat:
+            height_score = max(height_score, 0.5)
+        ambiguity = c.area / sum(k[0].area for k in cands)
         # A blob against the bucket may be only the visible sliver of a rock under it, its centroid
         # off by up to half a rock: trust it in proportion to how much of a whole rock it shows.
         touch = 0.8 * min(1.0, c.area / cfg.rock_nominal_size**2) if c.touches else 1.0
@@ -274,6 +334,32 @@ class RockDetector:
             np.array([xy[0], xy[1], zc]), conf, Reason.DETECTED, ground.height, 0.0, len(c.indices), True,
             len(cands), top, ground, stamp_s, dbg,
         )
+
+    def _flat_tops(self, rel: np.ndarray, soil_cells: np.ndarray) -> np.ndarray:
+        """Cells of flat faces reaching the soil's envelope: windows of flat_top_window whose cells lie
+        within flat_top_max_rms of a plane, each grown to its whole window, in connected regions that
+        reach flat_top_min_height (the tray floor and dug hollows lie far below the grains' tops)."""
+        cfg = self.config
+        win = max(3, int(round(cfg.flat_top_window / cfg.cell_size)) | 1)
+        known = (rel > UNKNOWN / 2) & soil_cells
+        core = (local_plane_rms(rel, known, win) <= cfg.flat_top_max_rms).astype(np.uint8)
+        region = (cv2.dilate(core, np.ones((win, win), np.uint8)) > 0) & known
+        n, lab = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            return np.zeros(rel.shape, bool)
+        top = np.full(n, -np.inf, np.float32)
+        np.maximum.at(top, lab[region], rel[region])
+        ok = top >= cfg.flat_top_min_height
+        ok[0] = False
+        return ok[lab]
+
+    def _flat_verdict(self, c: Cluster) -> str:
+        cfg = self.config
+        if c.area < cfg.flat_top_min_area or len(c.indices) < cfg.min_cluster_points:
+            return "small flat"
+        if c.length > cfg.max_cluster_extent or c.band_fraction > cfg.max_wall_fraction:
+            return "size"
+        return "rock"
 
     def _hidden_at(self, depth_m: np.ndarray, intr: CameraIntrinsics, T: np.ndarray, p: np.ndarray) -> bool:
         """Whether something stands well in front of tray point ``p`` in the image (most pixels around it)."""
@@ -287,6 +373,38 @@ class RockDetector:
         margin = self.config.rock_nominal_size  # the rock's own top is nearer than its centre by less
         return len(win) > 0 and float(np.mean(win < zc[0] - margin)) >= 0.5
 
+    def _verdict(self, c: Cluster, rel: np.ndarray, labels: np.ndarray,
+                 near_bucket: np.ndarray | None = None) -> tuple[str, dict]:
+        """("rock" or why not, shape figures) for one blob standing out of the soil: rock-sized, and
+        not a soil grain's spherical cap (see shape.py)."""
+        cfg = self.config
+        if not self._rock_like(c):
+            return "size", {}
+        blob = labels == c.label
+        shape = None
+        if c.touches and near_bucket is not None:
+            # Cells next to the bucket hold mixed pixels at its edges: judge the shape without them
+            # when enough of the blob's top is clear of them.
+            shape = top_shape(rel, blob & ~near_bucket, cfg.cell_size)
+            if shape is not None and shape.num_cells < MIN_SHAPE_CELLS:
+                shape = None
+        if shape is None:
+            shape = top_shape(rel, blob, cfg.cell_size)
+        if shape is None:
+            return "size", {}
+        info = {"top": shape.top, "top_area": shape.area, "plane_rms": shape.plane_rms,
+                "sphere_rms": shape.sphere_rms, "sphere_radius": shape.sphere_radius}
+        if c.touches and shape.num_cells < MIN_SHAPE_CELLS:
+            return "hidden by the bucket", info  # too little of its top in view to judge it
+        ratio = cfg.sphere_max_rms_ratio_at_bucket if c.touches else cfg.sphere_max_rms_ratio
+        if cfg.reject_spherical_tops and shape.is_spherical_cap(cfg.sphere_max_rms, ratio):
+            return "spherical cap", info
+        if c.touches and shape.top < cfg.min_height_above_ground:
+            # Against the bucket a few cells above min_height_above_ground are as likely mixed pixels
+            # at its edges or soil seen between its tines: the blob must stand out by its bulk.
+            return "low at the bucket", info
+        return "rock", info
+
     def _rock_like(self, c: Cluster) -> bool:
         cfg = self.config
         return (
@@ -297,15 +415,27 @@ class RockDetector:
             and c.band_fraction <= cfg.max_wall_fraction
         )
 
-    def _cell_centroid(self, pts: np.ndarray, indices: np.ndarray) -> np.ndarray:
-        p = pts[indices, :2]
-        iy, ix = self._grid.cells(p)
+    def _cell_centroid(self, pts: np.ndarray, indices: np.ndarray, with_normal: bool = False):
+        """Mean xy of the occupied cells (each cell's points averaged first); with ``with_normal`` also
+        the upward unit normal of the plane through the cells' mean points ((0, 0, 1) when they do
+        not span a plane)."""
+        p = pts[indices]
+        iy, ix = self._grid.cells(p[:, :2])
         flat = iy.astype(np.int64) * self._grid.shape[1] + ix
         uniq, inv = np.unique(flat, return_inverse=True)
         cnt = np.bincount(inv).astype(np.float64)
-        mx = np.bincount(inv, weights=p[:, 0]) / cnt
-        my = np.bincount(inv, weights=p[:, 1]) / cnt
-        return np.array([mx.mean(), my.mean()])
+        m = np.stack([np.bincount(inv, weights=p[:, k]) / cnt for k in range(3)], axis=1)
+        xy = m[:, :2].mean(axis=0)
+        if not with_normal:
+            return xy
+        n = np.array([0.0, 0.0, 1.0])
+        if len(m) >= 4:
+            d = m - m.mean(axis=0)
+            A = np.stack([d[:, 0], d[:, 1]], axis=1)
+            if np.linalg.matrix_rank(A) == 2:
+                (a, b), *_ = np.linalg.lstsq(A, d[:, 2], rcond=None)
+                n = np.array([-a, -b, 1.0]) / np.sqrt(a * a + b * b + 1.0)
+        return xy, n
 
 
 def with_tray_size(config: PerceptionConfig, tray_size) -> PerceptionConfig:
