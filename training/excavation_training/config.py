@@ -81,7 +81,11 @@ class PPOConfig:
     lam: float = 0.95
     value_loss_coef: float = 1.0
     """c1: weight of the value loss."""
-    use_clipped_value_loss: bool = True
+    use_clipped_value_loss: bool = False
+    """rsl_rl clips the value's change per update to +-clip_param around the collection-time value.
+    Our returns are tens (shaped reward up to ~4 per step plus a +20 success bonus), so with clipping
+    the critic moves 0.2 per iteration: after 10 critic warm-up iterations its loss was still ~370,
+    without clipping it fell to ~60 (50 -> 40 mm, 32 envs)."""
     entropy_coef: float = 0.005
     """c2: weight of the entropy bonus."""
     learning_rate: float = 1e-3
