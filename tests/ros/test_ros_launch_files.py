@@ -105,3 +105,43 @@ def test_every_declared_parameter_is_documented_in_sim_yaml():
         params = importlib.import_module(f"excavation.nodes.{mod}").PARAMS
         assert set(params) == set(data[node]["ros__parameters"]), node
         assert all(p.description for p in params.values())
+
+
+def _declared_args(path):
+    tree = ast.parse(open(path).read(), filename=path)
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
+
+
+def test_dds_profile_is_shipped_and_given_to_the_simulated_stack(tmp_path):
+    """Depth frames (640x480 16UC1 = 600 kB) need a shared-memory segment larger than Fast DDS's
+    default 512 kB; the profile that gives one is installed, used by launch_stack and sim.launch.py
+    by default (an environment's own profile wins), optional in real.launch.py."""
+    import xml.etree.ElementTree as ET
+
+    from excavation import launcher
+
+    path = os.path.join(PKG, "config", launcher.DDS_PROFILE_FILE)
+    ns = {"p": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(path).getroot()
+    kinds = {d.findtext("p:type", namespaces=ns): d for d in root.iterfind(".//p:transport_descriptor", ns)}
+    assert set(kinds) == {"SHM", "UDPv4"}, "shared memory for frames, UDPv4 kept for discovery and other hosts"
+    assert int(kinds["SHM"].findtext("p:segment_size", namespaces=ns)) >= 4 * 640 * 480 * 2
+    participant = root.find(".//p:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    assert participant.findtext(".//p:useBuiltinTransports", namespaces=ns) == "false"
+    assert "config/*.xml" in open(os.path.join(PKG, "setup.py")).read(), "setup.py does not install the profile"
+
+    env = launcher.dds_environment(None, {})
+    assert set(env) == set(launcher.DDS_PROFILE_ENV) and all(v == os.path.abspath(path) for v in env.values())
+    assert launcher.dds_environment(None, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"}) == {}
+    assert launcher.dds_environment("none", {}) == {}
+    own = tmp_path / "own.xml"
+    own.write_text("<profiles/>")
+    assert set(launcher.dds_environment(str(own), {}).values()) == {str(own)}
+    with pytest.raises(ValueError):
+        launcher.dds_environment(str(tmp_path / "missing.xml"), {})
+
+    sim = os.path.join(REPO, "launch", "sim.launch.py")
+    assert "dds_profile" in _declared_args(sim) and "dds_profile" in _declared_args(os.path.join(REPO, "launch", "real.launch.py"))
+    assert _constants(ast.parse(open(sim).read()))["DDS_PROFILE_FILE"] == launcher.DDS_PROFILE_FILE

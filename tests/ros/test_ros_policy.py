@@ -82,6 +82,51 @@ def test_policy_acts_on_fresh_inputs_and_holds_on_stale(ros, procs, bundle_dir):
     assert p.poll() is None, "policy node died"
 
 
+def test_start_waits_for_a_frame_at_least_as_new_as_the_start(ros, procs, bundle_dir):
+    """~/start is a control tick: an estimate of a frame from before the start (e.g. the scene before
+    a reset) moves nothing; the first target answers the first frame at least as new as the start,
+    as soon as its estimate arrives, and carries that frame's stamp."""
+    from builtin_interfaces.msg import Time
+    from geometry_msgs.msg import PointStamped, PoseStamped
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+
+    p = procs(node_cmd("excavation.nodes.policy_node", f"policy_path:={bundle_dir}", "autostart:=false",
+                       "stale_timeout_s:=2.0", "sync_to_frames:=true", params_file=None))
+    targets = []
+    ros.create_subscription(PoseStamped, "bucket_target", targets.append, 10)
+    pub_rock = ros.create_publisher(PointStamped, "rock_position", 10)
+    pub_pose = ros.create_publisher(PoseStamped, "bucket_pose", 10)
+    pub_rib = ros.create_publisher(Bool, "rock_in_bucket", 10)
+    start = ros.create_client(Trigger, "/policy/start")
+    assert start.wait_for_service(timeout_sec=40.0), "policy did not come up"
+    tip = (-0.12, 0.0, 0.10)
+
+    def feed(rock_stamp):
+        pub_pose.publish(_pose(ros.get_clock().now().to_msg(), tip))
+        pub_rib.publish(Bool(data=False))
+        pub_rock.publish(_point(rock_stamp, (0.0, 0.0, -0.02)))
+
+    old_ns = ros.get_clock().now().nanoseconds - 300_000_000  # fresh by the stale check, older than the start
+    old = Time(sec=old_ns // 10**9, nanosec=old_ns % 10**9)
+    for _ in range(10):  # the policy has a (pre-start) estimate before it starts
+        feed(old)
+        time.sleep(0.05)
+    fut = start.call_async(Trigger.Request())
+    assert wait_for(fut.done, 10.0) and fut.result().success
+    t_end = time.monotonic() + 1.0
+    while time.monotonic() < t_end:
+        feed(old)
+        time.sleep(0.05)
+    assert not targets, "the policy acted on an estimate of a frame older than its start"
+    fresh = ros.get_clock().now().to_msg()
+    feed(fresh)
+    assert wait_for(lambda: bool(targets), 5.0), "no target for the first frame newer than the start"
+    stamp_ns = lambda t: t.sec * 10**9 + t.nanosec  # noqa: E731
+    assert abs(stamp_ns(targets[0].header.stamp) - stamp_ns(fresh)) < 1000  # the policy keeps stamps to ~1 us
+    assert p.poll() is None, "policy node died"
+
+
 @pytest.mark.parametrize("breakage", ["missing", "bad_json", "wrong_dims", "tampered"])
 def test_bad_bundle_refused_at_start(procs, bundle_dir, tmp_path, breakage):
     bad = tmp_path / "bad"

@@ -1,5 +1,5 @@
-"""The simulated stack end to end (launch_stack, separate processes, real rclpy): one episode runs and
-the episode runner reports it; every node's topics appear with the right types and (loose) rates;
+"""The simulated stack end to end (launch_stack, separate processes, real rclpy): two episodes run and
+the episode runner reports them; every node's topics appear with the right types and (loose) rates;
 the launcher leaves no process behind, also when interrupted."""
 
 import json
@@ -59,7 +59,7 @@ def _alive(pid):
 
 
 @pytest.mark.timeout(200)
-def test_stack_runs_one_episode_with_expected_topics(ros, procs, bundle_dir, tmp_path):
+def test_stack_runs_two_episodes_with_expected_topics(ros, procs, bundle_dir, tmp_path):
     from geometry_msgs.msg import PointStamped, PoseStamped
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
@@ -67,11 +67,14 @@ def test_stack_runs_one_episode_with_expected_topics(ros, procs, bundle_dir, tmp
 
     counts = {k: 0 for k in ("clock", "joint_states", "bucket_pose", "target", "rock", "image")}
     latest = {}
+    image_stamps = []
 
     def counter(key):
         def cb(msg):
             counts[key] += 1
             latest[key] = msg
+            if key == "image":
+                image_stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
         return cb
 
     ros.create_subscription(Clock, "/clock", counter("clock"), 10)
@@ -82,8 +85,8 @@ def test_stack_runs_one_episode_with_expected_topics(ros, procs, bundle_dir, tmp
     ros.create_subscription(Image, "/camera/camera/depth/image_rect_raw", counter("image"),
                             QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
     summary = tmp_path / "summary.json"
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "1",
-               "--max-episode-steps", "40", "--summary-json", str(summary), "--timeout", "170", *FAST])
+    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "2",
+               "--max-episode-steps", "20", "--summary-json", str(summary), "--timeout", "170", *FAST])
     # Topic names and types while the stack runs.
     seen = {}
 
@@ -98,10 +101,11 @@ def test_stack_runs_one_episode_with_expected_topics(ros, procs, bundle_dir, tmp
         assert seen.get(name) == [typ], (name, seen.get(name))
 
     s = json.loads(summary.read_text())
-    assert s["episodes"] == 1 and len(s["per_episode"]) == 1
-    ep = s["per_episode"][0]
-    assert ep["result"] in ("success", "time_out", "failure")
-    assert 1 <= ep["steps"] <= 40
+    assert s["episodes"] == 2 and len(s["per_episode"]) == 2
+    for ep in s["per_episode"]:
+        assert ep["result"] in ("success", "time_out", "failure")
+        assert 1 <= ep["steps"] <= 20
+    ep = {"steps": sum(e["steps"] for e in s["per_episode"])}
     assert "=== episode summary ===" in out and "success rate" in out
     assert s["latency_samples"] > 0 and s["latency_p95_ms"] is not None and s["latency_p95_ms"] > 0
     # Loose rates: one control step = one clock tick, one camera frame, one joint state and
@@ -112,6 +116,8 @@ def test_stack_runs_one_episode_with_expected_topics(ros, procs, bundle_dir, tmp
     assert counts["rock"] >= ep["steps"] // 2 and counts["target"] >= ep["steps"] // 2
     assert latest["target"].header.frame_id == "tray" and latest["rock"].header.frame_id == "tray"
     assert latest["image"].encoding == "16UC1" and (latest["image"].width, latest["image"].height) == (320, 240)
+    # Every frame has its own stamp, also across a reset (the policy tells scenes apart by stamps).
+    assert all(b > a for a, b in zip(image_stamps, image_stamps[1:])), "depth frames with repeated stamps"
 
 
 @pytest.mark.timeout(120)

@@ -24,7 +24,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
+        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
         (f"share/{PACKAGE}/launch", sorted(glob(os.path.join(LAUNCH_DIR, "*.launch.py")))),
         (f"share/{PACKAGE}/policies/default", sorted(glob(os.path.join(POLICY_DIR, "policy.*")))),
     ],

@@ -2,7 +2,10 @@
 
 Starts the same nodes as ``launch/sim.launch.py``, as separate processes, with the same parameter file
 (``config/sim.yaml``) plus the overrides given here; waits for the episode runner to finish, then
-stops everything. Ctrl-C / SIGTERM are forwarded. Every node runs in its own process group; stopping
+stops everything. Ctrl-C / SIGTERM are forwarded. Every node gets the Fast DDS profile
+``config/fastdds_large_frames.xml`` (8 MB shared-memory segments, so a 600 kB depth frame crosses
+processes in about 2.5 ms instead of about 13 ms), unless the environment already names a profile or
+``--dds-profile none`` is given. Every node runs in its own process group; stopping
 is SIGINT, then SIGTERM, then SIGKILL of the whole group after timeouts, so no process is left behind.
 
 Exit code: the episode runner's (0 = all episodes ran and the summary was printed); 1 when a node died
@@ -129,14 +132,39 @@ def _parse_scalar(v: str):
         return v
 
 
+DDS_PROFILE_FILE = "fastdds_large_frames.xml"
+DDS_PROFILE_ENV = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")  # Fast DDS 2.x, 3.x
+
+
+def dds_environment(choice: str | None, environ=None) -> dict[str, str]:
+    """Environment variables that give every node a Fast DDS XML profile.
+
+    ``choice`` None: the package's ``fastdds_large_frames.xml``, unless ``environ`` already names a
+    profile (then nothing changes); "none" or "": nothing; otherwise that file (which must exist).
+    """
+    environ = os.environ if environ is None else environ
+    if choice is None:
+        if any(environ.get(k) for k in DDS_PROFILE_ENV):
+            return {}
+        choice = rc.config_file(DDS_PROFILE_FILE)
+    if choice in ("", "none"):
+        return {}
+    path = os.path.abspath(choice)
+    if not os.path.isfile(path):
+        raise ValueError(f"--dds-profile {choice}: no such file")
+    return {k: path for k in DDS_PROFILE_ENV}
+
+
 class Stack:
-    def __init__(self, cmds: dict[str, list[str]], log_dir: str | None, quiet: bool):
+    def __init__(self, cmds: dict[str, list[str]], log_dir: str | None, quiet: bool, env: dict[str, str] | None = None):
         self.cmds, self.log_dir, self.quiet = cmds, log_dir, quiet
+        self.env = dict(env or {})
         self.procs: list[Proc] = []
         self.stop_requested = threading.Event()
 
     def start(self) -> None:
         env = dict(os.environ)
+        env.update(self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
@@ -213,6 +241,10 @@ def parse_args(argv=None):
     ap.add_argument("--log-dir", default=None, help="write each node's output to DIR/<node>.log")
     ap.add_argument("--timeout", type=float, default=None, help="wall-clock limit of the whole run (s)")
     ap.add_argument("--quiet", action="store_true", help="only the summary and errors on the terminal")
+    ap.add_argument("--dds-profile", default=None, metavar="XML",
+                    help="Fast DDS XML profile for every node (default: the package's fastdds_large_frames.xml, "
+                         "large shared-memory segments for depth frames, unless FASTRTPS_DEFAULT_PROFILES_FILE is set; "
+                         "'none' = Fast DDS defaults)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     return ap.parse_args(argv)
 
@@ -232,11 +264,14 @@ def main(argv=None) -> int:
     a.params_out = os.path.join(tmpdir, "params.yaml")
     try:
         cmds = build_commands(a)
+        env = dds_environment(a.dds_profile)
     except (ValueError, OSError) as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
         print(f"launch_stack: {exc}", file=sys.stderr)
         return rc.EXIT_BAD_CONFIG
     if a.dry_run:
+        for k, v in env.items():
+            print(f"{k}={v}")
         for n, c in cmds.items():
             print(f"{n}: {' '.join(c)}")
         with open(a.params_out) as f:
@@ -244,7 +279,7 @@ def main(argv=None) -> int:
         shutil.rmtree(tmpdir, ignore_errors=True)
         return rc.EXIT_OK
 
-    stack = Stack(cmds, a.log_dir, a.quiet)
+    stack = Stack(cmds, a.log_dir, a.quiet, env)
     interrupted = threading.Event()
 
     def on_signal(signum, frame):

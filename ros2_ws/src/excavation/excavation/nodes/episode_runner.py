@@ -82,7 +82,7 @@ def format_summary(s: dict) -> str:
 def main(args=None) -> int:
     import rclpy
     from rclpy.callback_groups import ReentrantCallbackGroup
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import CameraInfo
@@ -134,10 +134,13 @@ def main(args=None) -> int:
                     self.latencies.append((now - t0) * 1e3)
 
         def call(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
+            # Woken by the response (no polling): an episode starts right after its reset frame.
+            done = threading.Event()
             fut = self.clients_[name].call_async(Trigger.Request())
+            fut.add_done_callback(lambda _f: done.set())
             deadline = time.monotonic() + timeout
             while not fut.done() and time.monotonic() < deadline:
-                time.sleep(0.01)
+                done.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             if not fut.done():
                 fut.cancel()
                 return False, f"service {name} timed out"
@@ -216,7 +219,9 @@ def main(args=None) -> int:
     node, failed = rc.start_node(EpisodeRunner, args)
     if node is None:
         return failed
-    executor = MultiThreadedExecutor(num_threads=2)
+    # One spin thread runs every callback itself (they are all short): a multi-threaded executor hands
+    # each message to a pool thread, and that handoff (GIL) delayed the arrival stamps by ~5 ms.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()

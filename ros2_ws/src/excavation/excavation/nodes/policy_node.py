@@ -6,7 +6,10 @@
   the perceived rock position and rock_in_bucket.
 - Timing: a timer on ROS time (``use_sim_time`` works) ticks at the bundle's control period. With
   ``sync_to_frames`` a tick waits for the rock estimate of a frame at least as new as the tick (it
-  arrives a few ms after the frame), so each step uses the freshest frame, as in training.
+  arrives a few ms after the frame), so each step uses the freshest frame, as in training. ``~/start``
+  acts like a tick: at once when the latest estimate is from a frame at least as new as the start, else
+  as soon as such an estimate arrives (never on a frame from before the start, e.g. of the scene
+  before a reset). A target is computed as soon as the estimate it waits for arrives, not on a timer.
 - Output: ``bucket_target`` (PoseStamped, tray) = current bucket pose + action, clipped to the
   contract's workspace and pitch limits. Its header stamp is the stamp of the depth frame that
   produced the rock estimate used (the source stamp), so the end-to-end latency from frame to target
@@ -131,7 +134,10 @@ def main(args=None) -> int:
             self.last_acted_source = -1.0
             response.success, response.message = True, "policy started"
             self.get_logger().info("started")
-            self._act()  # do not wait a whole period for the first step
+            # Do not wait a whole period for the first step, but do not act on an estimate of a frame
+            # older than the start either: the start is a tick.
+            self.pending_tick = None
+            self._on_tick()
             return response
 
         def _on_stop(self, request, response):

@@ -16,6 +16,10 @@ Design (see also sim_robot.py, sim_camera.py):
   The frames go out on ``sim/camera/...``; ``sim_camera`` republishes them under realsense-ros names.
 - Between episodes (before the first reset, after one ended) the clock keeps ticking at real time
   and the camera renders every ``idle_render_every`` ticks, so perception and the policy stay live.
+- A reset advances the clock by one control period before it publishes the new scene, so the first
+  frame of an episode never shares its stamp with the last frame of the previous one (a starting
+  policy waits for a frame at least as new as its start). While an episode waits for its first
+  command, every tick renders a frame, so that frame is never more than one tick away.
 
 Episode status (``sim/episode_status``, std_msgs/String, JSON): ``episode``, ``state``
 ("idle" | "waiting_start" | "running" | "done"), ``step``, ``sim_time``, ``success``, ``result``
@@ -201,6 +205,9 @@ def main(args=None) -> int:
                 self.reset_wall = time.monotonic()
                 with self.cmd_cv:
                     self.used_seq = self.cmd_seq  # commands from the last episode are void
+                # A fresh stamp for the new scene: its frames must not pass for the old scene's.
+                self.t = round(self.t + contract.CONTROL_PERIOD_S, 9)
+                self._publish_clock()
                 self._publish_state(render=True)
 
         def _on_reset(self, request, response):
@@ -270,7 +277,9 @@ def main(args=None) -> int:
                             render = True
                         else:
                             idle_ticks += 1
-                            render = idle_ticks % p["idle_render_every"] == 0
+                            # Waiting for an episode's first command: the policy waits for a frame
+                            # at least as new as its start, so render every tick.
+                            render = self.state == "waiting_start" or idle_ticks % p["idle_render_every"] == 0
                         self.t = round(self.t + dt, 9)
                         self._publish_clock()
                         self._publish_state(render=render)
