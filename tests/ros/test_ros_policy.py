@@ -33,18 +33,25 @@ def _point(stamp, xyz):
     return m
 
 
-def test_policy_acts_on_fresh_inputs_and_holds_on_stale(ros, procs, bundle_dir):
+
+def _policy_io(ros):
+    """The policy node's inputs as publishers, and a list that collects its bucket targets."""
     from geometry_msgs.msg import PointStamped, PoseStamped
+    from std_msgs.msg import Bool
+
+    targets = []
+    ros.create_subscription(PoseStamped, "bucket_target", targets.append, 10)
+    return (targets, ros.create_publisher(PointStamped, "rock_position", 10),
+            ros.create_publisher(PoseStamped, "bucket_pose", 10), ros.create_publisher(Bool, "rock_in_bucket", 10))
+
+
+def test_policy_acts_on_fresh_inputs_and_holds_on_stale(ros, procs, bundle_dir):
     from std_msgs.msg import Bool
 
     # Plain wall time here: staleness is judged on the node's ROS clock, whichever it is.
     p = procs(node_cmd("excavation.nodes.policy_node", f"policy_path:={bundle_dir}", "autostart:=true",
                        "stale_timeout_s:=0.3", "sync_to_frames:=false", params_file=None))
-    targets = []
-    ros.create_subscription(PoseStamped, "bucket_target", targets.append, 10)
-    pub_rock = ros.create_publisher(PointStamped, "rock_position", 10)
-    pub_pose = ros.create_publisher(PoseStamped, "bucket_pose", 10)
-    pub_rib = ros.create_publisher(Bool, "rock_in_bucket", 10)
+    targets, pub_rock, pub_pose, pub_rib = _policy_io(ros)
     tip = (-0.12, 0.0, 0.10)
 
     def feed(rock_stamp=None):
@@ -87,17 +94,12 @@ def test_start_waits_for_a_frame_at_least_as_new_as_the_start(ros, procs, bundle
     a reset) moves nothing; the first target answers the first frame at least as new as the start,
     as soon as its estimate arrives, and carries that frame's stamp."""
     from builtin_interfaces.msg import Time
-    from geometry_msgs.msg import PointStamped, PoseStamped
     from std_msgs.msg import Bool
     from std_srvs.srv import Trigger
 
     p = procs(node_cmd("excavation.nodes.policy_node", f"policy_path:={bundle_dir}", "autostart:=false",
                        "stale_timeout_s:=2.0", "sync_to_frames:=true", params_file=None))
-    targets = []
-    ros.create_subscription(PoseStamped, "bucket_target", targets.append, 10)
-    pub_rock = ros.create_publisher(PointStamped, "rock_position", 10)
-    pub_pose = ros.create_publisher(PoseStamped, "bucket_pose", 10)
-    pub_rib = ros.create_publisher(Bool, "rock_in_bucket", 10)
+    targets, pub_rock, pub_pose, pub_rib = _policy_io(ros)
     start = ros.create_client(Trigger, "/policy/start")
     assert start.wait_for_service(timeout_sec=40.0), "policy did not come up"
     tip = (-0.12, 0.0, 0.10)
