@@ -39,8 +39,9 @@ class PPO:
         # Two parameter groups: the KL rule sets the actor's step size only. Sharing it with the critic
         # (rsl_rl) froze the critic at the 1e-5 floor whenever a low exploration std made every policy
         # step a large KL (measured: floor reached by iteration 11 at std 0.1, value loss stuck ~200).
-        self.actor_params = [p for n, p in self.policy.named_parameters() if not n.startswith("critic.")]
         self.critic_params = list(self.policy.critic.parameters())
+        critic_ids = {id(p) for p in self.critic_params}
+        self.actor_params = [p for p in self.policy.parameters() if id(p) not in critic_ids]
         self.optimizer = torch.optim.Adam(
             [{"params": self.actor_params, "lr": self.learning_rate},
              {"params": self.critic_params, "lr": self._critic_lr()}],

@@ -138,9 +138,7 @@ def main(args=None) -> int:
             done = threading.Event()
             fut = self.clients_[name].call_async(Trigger.Request())
             fut.add_done_callback(lambda _f: done.set())
-            deadline = time.monotonic() + timeout
-            while not fut.done() and time.monotonic() < deadline:
-                done.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            done.wait(timeout)
             if not fut.done():
                 fut.cancel()
                 return False, f"service {name} timed out"

@@ -83,7 +83,7 @@ def top_shape(rel: np.ndarray, blob: np.ndarray, cell: float, top_percentile: fl
         return None
     flat_idx = int(np.argmax(np.where(blob, rel, -np.inf)))
     k = lab.ravel()[flat_idx]
-    if k == 0:  # the highest cell under half the top: cannot happen with top <= max; be safe
+    if k == 0:  # highest cell below `upper * top` (only when the top is not above the ground)
         k = int(np.bincount(lab[lab > 0]).argmax())
     rows, cols = np.nonzero(lab == k)
     z = rel[rows, cols].astype(np.float64)
