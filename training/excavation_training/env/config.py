@@ -140,6 +140,12 @@ class RandomizationConfig:
 class RewardConfig:
     """Weights of the shaped reward terms (see ``rewards.py`` for each term's definition)."""
 
+    potential_shaping: bool = True
+    """Pay the progress terms (reach, under, in_bucket, lift) as the change of their weighted sum
+    per step, not the sum itself. Paid every step, they made loitering under the rock worth ~10x the
+    success bonus and from-scratch PPO never lifted (``rewards.py``). False is the dense reward the
+    shipped default policy was trained with."""
+
     reach: float = 0.5
     """exp(-d / reach_scale) of the distance from the tines' middle to a point just behind the rock."""
     reach_scale: float = 0.05

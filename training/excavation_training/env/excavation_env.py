@@ -21,7 +21,7 @@ from excavation.contract import DEFAULT_BUCKET
 from ..warp_setup import init_warp
 from .config import ExcavationEnvConfig
 from .randomization import EpisodeParams, sample_episode_params
-from .rewards import TaskState, compute_reward
+from .rewards import TaskState, compute_reward, potential
 from .vec_env import StepResult
 
 _VALID_DEVICES = ("cpu", "cuda")
@@ -267,12 +267,17 @@ class ExcavationEnv:
         back_drop = torch.clamp(self.bucket_geom.tine_length * torch.sin(target_pitch), max=0.0)
         target[:, 2] = torch.maximum(target[:, 2], self.floor_z + 0.003 - back_drop)
 
+        # Phi of the start state is measured, not remembered: resets and rebuilds change the state
+        # between steps, and a reading costs one rock pose.
+        phi_start = None
+        if self.cfg.reward.potential_shaping:
+            phi_start = potential(self._task_state(torch.zeros_like(a), left_workspace, count_hold=False), self.cfg.reward)
         self._simulate(target, target_pitch)
         self.tip, self.pitch = target, target_pitch
         self.episode_step += 1
 
         truth = self._task_state(a / self.action_high, left_workspace)
-        reward, _ = compute_reward(truth, self.cfg.reward)
+        reward, _ = compute_reward(truth, self.cfg.reward, phi_start)
         finite = self._finite_worlds()
         reward = torch.where(finite, reward, torch.zeros_like(reward))
         self.episode_return += reward
@@ -369,13 +374,15 @@ class ExcavationEnv:
         q = quat_about(1, self.pitch)
         return quat_rotate(quat_conj(q), p - self.tip)
 
-    def _task_state(self, a_norm: torch.Tensor, pushed: torch.Tensor) -> TaskState:
+    def _task_state(self, a_norm: torch.Tensor, pushed: torch.Tensor, count_hold: bool = True) -> TaskState:
+        """Ground truth now; ``count_hold`` advances the success hold counter (once per control step)."""
         g = self.bucket_geom
         rock_pos, _ = self.rock_pose()
         under, in_bucket = self._rock_in_fork(rock_pos)
-        lifted = rock_pos[:, 2] - self.rock_half_height - self.surface_z > self.cfg.lift_clearance
-        holding = in_bucket & lifted
-        self.hold = torch.where(holding, self.hold + 1, torch.zeros_like(self.hold))
+        if count_hold:
+            lifted = rock_pos[:, 2] - self.rock_half_height - self.surface_z > self.cfg.lift_clearance
+            holding = in_bucket & lifted
+            self.hold = torch.where(holding, self.hold + 1, torch.zeros_like(self.hold))
         scoop = self.tip + quat_rotate(quat_about(1, self.pitch), torch.tensor([[-g.tine_length / 2, 0.0, 0.0]], device=self.device).expand(self.num_envs, 3))
         return TaskState(
             scoop_point=scoop,
