@@ -1,9 +1,17 @@
 """PRPD vs fixed-fine PPO vs direct coarse-to-fine transfer, plus the alpha 0 / 1 / dynamic ablation.
 
-Every method trains from the same seed under the same sample budget, each in its own process.
-A method "reaches" the finest resolution when its training success rate there hits ``tau``; the
-wall time and samples until then are compared (a method that never reaches it is charged the whole
-budget and flagged). Saves ``bench/results/prpd_vs_fixed.json`` and a PNG of success over wall time.
+Every method trains from the same seed under the same sample budget, each in its own process,
+from scratch by default (as in the paper). A method "reaches" the finest resolution when its
+training success rate there hits ``tau``; the wall time and samples until then are compared (a
+method that never reaches it is charged what it spent and flagged: its true time is longer, so a
+ratio against it is an upper bound). Saves ``bench/results/prpd_vs_fixed.json`` and a PNG of success
+over wall time.
+
+A run can be resumed (``--resume``): every method checkpoints every ``--checkpoint-every``
+iterations and keeps its rows in ``<log-root>/<method>/bench_rows.jsonl``; finished methods are
+read back, the others continue from their last checkpoint with their wall clock continuing from
+that iteration's (work after the checkpoint is redone and not charged twice). This lets the 70 -> 10
+mm CPU profile, hours at 10 mm from scratch, be measured over several sittings.
 
     python bench/prpd_vs_fixed.py                       # CPU profile (see --help for its defaults)
     python bench/prpd_vs_fixed.py --resolutions 70 60 50 40 30 20 10 --num-envs 128 --steps 128 \\
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -24,6 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROWS_FILE = "bench_rows.jsonl"
+PROFILE_FILE = "bench_profile.json"
+# arguments that define what is measured: a resumed run must use the same ones
+PROFILE_ARGS = ("env", "resolutions", "num_envs", "steps", "tau", "budget_iterations", "max_stage_iterations", "seed",
+                "demo_steps", "dagger_rounds", "demo_noise", "critic_warmup", "torch_threads", "device", "jobs")
 
 
 def method_overrides(method: str, resolutions: list[float]) -> list[str]:
@@ -38,13 +52,70 @@ def method_overrides(method: str, resolutions: list[float]) -> list[str]:
     }[method]
 
 
+def read_rows(path: Path) -> tuple[list[dict], str | None]:
+    """A method's rows so far and how it ended (None while it has not)."""
+    rows, end = [], None
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if "end" in rec:
+                end = rec["end"]
+            else:
+                rows.append(rec)
+                end = None
+    return rows, end
+
+
 def worker(args) -> None:
-    """One method: train, and print one JSON line per iteration."""
-    from excavation_training.config import TrainConfig, apply_preset, set_dotted
+    """One method: train (or continue from its checkpoint), print and keep one JSON row per iteration."""
+    from excavation_training.runners.checkpoint import load_checkpoint
     from excavation_training.runners.env_factory import build_env_factory
     from excavation_training.runners.prpd_runner import PRPDRunner
 
+    run_dir = Path(args.log_root) / args.worker
+    rows_path = run_dir / ROWS_FILE
+    latest = run_dir / "checkpoints" / "latest.pt"
+    t0 = time.perf_counter()
+    offset = 0.0
+    if args.resume and latest.exists():
+        iteration = int(load_checkpoint(latest)["iteration"])
+        rows = [r for r in read_rows(rows_path)[0] if r["iteration"] <= iteration]
+        offset = rows[-1]["wall_s"] if rows else 0.0
+        write_rows(rows_path, rows)
+        runner = PRPDRunner.from_checkpoint(latest, log_dir=run_dir)
+    else:
+        write_rows(rows_path, [])
+        cfg = make_config(args)
+        runner = PRPDRunner(cfg, build_env_factory(cfg), run_dir)
+    sink = rows_path.open("a")
+
+    def report(runner, m):
+        row = {k: m.get(k) for k in ("iteration", "stage", "resolution_mm", "success_rate", "samples", "alpha")}
+        row["wall_s"] = offset + time.perf_counter() - t0
+        sink.write(json.dumps(row) + "\n")
+        sink.flush()
+        print("ROW " + json.dumps(row), flush=True)
+
+    result = runner.learn(num_iterations=args.sitting_iterations or None, callback=report)
+    end = "finished" if result.finished else ("budget" if runner.iteration >= args.budget_iterations else "stopped")
+    sink.write(json.dumps({"end": end, "wall_s": offset + time.perf_counter() - t0}) + "\n")
+    sink.close()
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def make_config(args):
+    from excavation_training.config import TrainConfig, apply_preset, set_dotted
+
     cfg = apply_preset(TrainConfig(), "cpu")
+    cfg.env.name = args.env
     for item in [
         f"env.num_envs={args.num_envs}",
         f"runner.steps_per_iteration={args.steps}",
@@ -55,7 +126,7 @@ def worker(args) -> None:
         f"prpd.max_iterations_per_stage={args.max_stage_iterations}",
         "runner.progress=false",
         "runner.tensorboard=false",
-        "runner.checkpoint_every=1000000",
+        f"runner.checkpoint_every={args.checkpoint_every}",
         f"runner.torch_threads={args.torch_threads}",
         f"demo.steps={args.demo_steps}",
         f"demo.dagger_rounds={args.dagger_rounds}",
@@ -65,16 +136,7 @@ def worker(args) -> None:
     ]:
         key, value = item.split("=", 1)
         set_dotted(cfg, key, value)
-    cfg.validate()
-    t0 = time.perf_counter()
-
-    def report(runner, m):
-        row = {k: m.get(k) for k in ("iteration", "stage", "resolution_mm", "success_rate", "samples", "alpha")}
-        row["wall_s"] = time.perf_counter() - t0
-        print("ROW " + json.dumps(row), flush=True)
-
-    runner = PRPDRunner(cfg, build_env_factory(cfg), Path(args.log_root) / args.worker)
-    runner.learn(callback=report)
+    return cfg.validate()
 
 
 def summarise(method: str, rows: list[dict], finest: float, tau: float, budget_samples: int) -> dict:
@@ -85,7 +147,7 @@ def summarise(method: str, rows: list[dict], finest: float, tau: float, budget_s
         "method": method,
         "reached_tau_at_finest": hit is not None,
         "wall_s_to_tau": hit["wall_s"] if hit else last["wall_s"],
-        "samples_to_tau": hit["samples"] if hit else budget_samples,
+        "samples_to_tau": hit["samples"] if hit else last["samples"],
         "success_at_finest": max(at_finest[-5:]) if at_finest else 0.0,
         "iterations": len(rows),
         "curve": [{"wall_s": r["wall_s"], "samples": r["samples"], "resolution_mm": r["resolution_mm"], "success_rate": r["success_rate"], "alpha": r.get("alpha")} for r in rows],
@@ -124,13 +186,13 @@ def main() -> int:
     p.add_argument("--num-envs", type=int, default=32, help="parallel envs (default 32; with 16 the warm start had too few demonstrations)")
     p.add_argument("--steps", type=int, default=64, help="steps per iteration (default 64)")
     p.add_argument("--tau", type=float, default=0.8, help="success rate that counts as reached (default 0.8 on the CPU profile; paper 0.95)")
-    p.add_argument("--budget-iterations", type=int, default=60, help="iteration budget per method, the same for all (default 60)")
-    p.add_argument("--max-stage-iterations", type=int, default=30, help="PRPD's per-stage cap I (default 30 on the CPU profile; paper 400)")
+    p.add_argument("--budget-iterations", type=int, default=300, help="iteration budget per method, the same for all (default 300)")
+    p.add_argument("--max-stage-iterations", type=int, default=100, help="PRPD's per-stage cap I (default 100 on the CPU profile; paper 400)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--demo-steps", type=int, default=800,
+    p.add_argument("--demo-steps", type=int, default=0,
                    help="warm start of every method (at its first resolution): steps of scripted-scoop demonstrations "
-                        "for behaviour cloning (default 800; 0 = from scratch as in the paper, which does not reach tau "
-                        "within a CPU budget)")
+                        "for behaviour cloning (default 0: from scratch, as in the paper; with a warm start every method "
+                        "reaches tau in its first PPO iteration and the comparison only measures where the warm start is paid)")
     p.add_argument("--dagger-rounds", type=int, default=1, help="DAgger rounds of the warm start (default 1)")
     p.add_argument("--demo-noise", type=float, default=0.1,
                    help="exploration std after the warm start (normalised actions; default 0.1: at 0.3 the training "
@@ -144,6 +206,16 @@ def main() -> int:
     p.add_argument("--method-timeout-s", type=float, default=0,
                    help="stop a method after this many seconds (0: no limit); a stopped method keeps its rows and counts "
                         "as not reached unless it reached tau before")
+    p.add_argument("--checkpoint-every", type=int, default=5, help="checkpoint every this many iterations, for --resume (default 5)")
+    p.add_argument("--sitting-iterations", type=int, default=0,
+                   help="stop each method after this many more iterations, checkpointed (0: no limit); continue with --resume")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the JSON and plot from the rows kept in --log-root (e.g. after stopping a run)")
+    p.add_argument("--env", choices=["excavation", "toy", "point"], default="excavation",
+                   help="env to train on (default: the Newton simulator; toy envs check the bench itself in seconds)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --log-root: finished methods are read back, the others resume from their "
+                        "last checkpoint; the profile arguments must be the same as the first sitting's")
     p.add_argument("--log-root", default="runs/bench_prpd")
     p.add_argument("--out", default=str(RESULTS / "prpd_vs_fixed.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -155,25 +227,48 @@ def main() -> int:
     budget_samples = args.budget_iterations * args.num_envs * args.steps
     finest = args.resolutions[-1]
     results = {}
+    log_root = Path(args.log_root)
+    profile = {k: getattr(args, k) for k in PROFILE_ARGS}
+    profile_path = log_root / PROFILE_FILE
+    if (args.resume or args.report_only) and profile_path.exists():
+        first = json.loads(profile_path.read_text())
+        changed = {k: (first.get(k), v) for k, v in profile.items() if first.get(k) != v}
+        if changed:
+            print(f"--resume: {log_root} was measured with other settings (first sitting, now): {changed}; "
+                  "use the same arguments or another --log-root", file=sys.stderr)
+            return 2
+    log_root.mkdir(parents=True, exist_ok=True)
+    profile_path.write_text(json.dumps(profile, indent=2))
 
     def run(method: str) -> None:
-        cmd = [sys.executable, __file__, "--worker", method] + [a for a in sys.argv[1:] if a != "--worker"]
-        rows: list[dict] = []
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
-            timer = threading.Timer(args.method_timeout_s, proc.terminate) if args.method_timeout_s > 0 else None
-            if timer:
-                timer.start()
-            try:
-                for line in proc.stdout:
-                    if line.startswith("ROW "):
-                        row = json.loads(line[4:])
-                        rows.append(row)
-                        print(f"  {method:10s} it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {row['success_rate']:.2f}  "
-                              f"{row['wall_s'] / 60:6.1f} min", flush=True)
-            finally:
+        rows_path = log_root / method / ROWS_FILE
+        rows, end = read_rows(rows_path) if (args.resume or args.report_only) else ([], None)
+        timed_out = threading.Event()
+        spent = rows[-1]["wall_s"] if rows else 0.0
+        left = args.method_timeout_s - spent if args.method_timeout_s > 0 else math.inf
+        if args.report_only or end in ("finished", "budget") or left <= 0:
+            print(f"  {method:10s} read back: {len(rows)} iterations, {end or 'time limit'}", flush=True)
+        else:
+            cmd = [sys.executable, __file__, "--worker", method] + [a for a in sys.argv[1:] if a != "--worker"]
+            with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+                # SIGTERM: the runner finishes its iteration and checkpoints, so a timed-out method can resume
+                timer = threading.Timer(left, lambda: (timed_out.set(), proc.terminate())) if math.isfinite(left) else None
                 if timer:
-                    timer.cancel()
+                    timer.start()
+                try:
+                    for line in proc.stdout:
+                        if line.startswith("ROW "):
+                            row = json.loads(line[4:])
+                            print(f"  {method:10s} it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {row['success_rate']:.2f}  "
+                                  f"{row['wall_s'] / 60:6.1f} min", flush=True)
+                finally:
+                    if timer:
+                        timer.cancel()
+            rows, end = read_rows(rows_path)
+        if timed_out.is_set() or (left <= 0 and end not in ("finished", "budget")):
+            end = "time_limit"
         results[method] = summarise(method, rows, finest, args.tau, budget_samples)
+        results[method]["end"] = end or "killed"
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(run, args.methods))
@@ -185,21 +280,26 @@ def main() -> int:
             "steps_per_iteration": args.steps, "tau": args.tau, "budget_iterations": args.budget_iterations,
             "max_stage_iterations": args.max_stage_iterations, "seed": args.seed, "jobs": args.jobs,
             "method_timeout_s": args.method_timeout_s,
-            "warm_start": {"demo_steps": args.demo_steps, "dagger_rounds": args.dagger_rounds, "critic_warmup_iterations": args.critic_warmup,
-                           "init_noise_std": args.demo_noise,
-                           "note": "every method clones the scripted scoop at its own first resolution; its cost counts in wall time"},
+            "warm_start": ({"demo_steps": args.demo_steps, "dagger_rounds": args.dagger_rounds, "critic_warmup_iterations": args.critic_warmup,
+                            "init_noise_std": args.demo_noise,
+                            "note": "every method clones the scripted scoop at its own first resolution; its cost counts in wall time"}
+                           if args.demo_steps > 0 else None),
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         },
         "methods": {k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in results.items()},
         "success_at_finest": {k: v["success_at_finest"] for k, v in results.items()},
         "curves": {k: v["curve"] for k, v in results.items()},
     }
+    unfinished = [m for m, v in results.items() if v["end"] in ("stopped", "killed")]
+    out["complete"] = not unfinished
+    if unfinished:
+        out["unfinished_methods"] = unfinished
     if "prpd" in results and "fixed_fine" in results:
         pr, fx = results["prpd"], results["fixed_fine"]
         out["wall_time_ratio_prpd_over_fixed"] = pr["wall_s_to_tau"] / fx["wall_s_to_tau"] if fx["wall_s_to_tau"] else None
         out["samples_ratio_prpd_over_fixed"] = pr["samples_to_tau"] / fx["samples_to_tau"] if fx["samples_to_tau"] else None
-        out["note"] = ("ratios use the budget for a method that never reached tau at the finest resolution "
-                       "(see methods.*.reached_tau_at_finest); paper: < 1/7")
+        out["note"] = ("a method that never reached tau at the finest resolution is charged what it spent (see "
+                       "methods.*.reached_tau_at_finest): if that is fixed-fine, the ratios are upper bounds; paper: < 1/7")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
@@ -209,6 +309,8 @@ def main() -> int:
     if "wall_time_ratio_prpd_over_fixed" in out:
         print(f"PRPD / fixed-fine: wall {out['wall_time_ratio_prpd_over_fixed']:.3f}, samples {out['samples_ratio_prpd_over_fixed']:.3f}")
     print(f"saved {path}")
+    if unfinished:
+        print(f"not finished yet: {', '.join(unfinished)}; continue with the same arguments and --resume")
     return 0
 
 
