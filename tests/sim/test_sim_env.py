@@ -120,6 +120,37 @@ def test_scripted_controller_lifts_the_rock_and_succeeds():
             break
     assert successes >= 1
     assert float(max_gain.max()) > 0.03
+    # progress is paid as a potential difference: a successful episode earns the bonus plus the
+    # potential it ended with (rock in bucket and lifted), less small action penalties
+    won = res.info["episode_success"]
+    assert (res.info["episode_return"][won] > env.cfg.reward.success).all()
+
+
+def _park_tines_under_the_rock(env) -> None:
+    """Put the bucket still with its tines under the rock's middle (they pass through soil)."""
+    rock, _ = env.rock_pose()
+    tip = rock.clone()
+    tip[:, 0] += env.bucket_geom.tine_length / 2
+    tip[:, 2] -= env.rock_half_height + 0.012
+    env.tip[:] = tip
+    env.pitch[:] = 0.0
+    ids = torch.arange(env.num_envs)
+    env._write_bucket(ids, env.tip, env.pitch, torch.zeros(env.num_envs, 3), torch.zeros(env.num_envs))
+
+
+@pytest.mark.parametrize("potential_shaping", [True, False])
+def test_loitering_under_the_rock_pays_only_with_the_dense_reward(potential_shaping):
+    env = make(num_envs=2, delta_mm=70.0)
+    env.cfg.reward.potential_shaping = potential_shaping
+    env.reset()
+    _park_tines_under_the_rock(env)
+    for _ in range(3):
+        res = env.step(torch.zeros(2, contract.ACT_DIM))
+    assert res.info["rock_in_bucket"].all()  # the pose this is about: a large potential to sit in
+    if potential_shaping:
+        assert res.reward.abs().max() < 0.05
+    else:
+        assert (res.reward > 1.0).all()  # reach + under + in_bucket, every step
 
 
 def test_randomization_ranges_and_effect():
