@@ -96,7 +96,10 @@ def worker(args) -> None:
         row["wall_s"] = offset + time.perf_counter() - t0
         sink.write(json.dumps(row) + "\n")
         sink.flush()
-        print("ROW " + json.dumps(row), flush=True)
+        try:
+            print("ROW " + json.dumps(row), flush=True)
+        except BrokenPipeError:
+            pass  # the parent is gone; the rows file is the record, and --resume / --report-only read it
 
     result = runner.learn(num_iterations=args.sitting_iterations or None, callback=report)
     end = "finished" if result.finished else ("budget" if runner.iteration >= args.budget_iterations else "stopped")
