@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import threading
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS_FILE = "bench_rows.jsonl"
 PROFILE_FILE = "bench_profile.json"
+COMMANDS_FILE = "bench_commands.jsonl"
 # arguments that define what is measured: a resumed run must use the same ones
 PROFILE_ARGS = ("env", "resolutions", "num_envs", "steps", "tau", "budget_iterations", "max_stage_iterations", "seed",
                 "demo_steps", "dagger_rounds", "demo_noise", "critic_warmup", "torch_threads", "device", "jobs")
@@ -242,6 +244,10 @@ def main() -> int:
             return 2
     log_root.mkdir(parents=True, exist_ok=True)
     profile_path.write_text(json.dumps(profile, indent=2))
+    # every sitting's command, so the result names how it was produced
+    with (log_root / COMMANDS_FILE).open("a") as f:
+        f.write(json.dumps({"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "command": "python bench/prpd_vs_fixed.py " + shlex.join(sys.argv[1:])}) + "\n")
 
     def run(method: str) -> None:
         rows_path = log_root / method / ROWS_FILE
@@ -292,6 +298,7 @@ def main() -> int:
         "methods": {k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in results.items()},
         "success_at_finest": {k: v["success_at_finest"] for k, v in results.items()},
         "curves": {k: v["curve"] for k, v in results.items()},
+        "sittings": [json.loads(line) for line in (log_root / COMMANDS_FILE).read_text().splitlines() if line.strip()],
     }
     unfinished = [m for m, v in results.items() if v["end"] in ("stopped", "killed")]
     out["complete"] = not unfinished
