@@ -256,7 +256,8 @@ def main() -> int:
         spent = rows[-1]["wall_s"] if rows else 0.0
         left = args.method_timeout_s - spent if args.method_timeout_s > 0 else math.inf
         if args.report_only or end in ("finished", "budget") or left <= 0:
-            print(f"  {method:10s} read back: {len(rows)} iterations, {end or 'time limit'}", flush=True)
+            state = end or ("time limit" if left <= 0 else "not finished")
+            print(f"  {method:10s} read back: {len(rows)} iterations, {state}", flush=True)
         else:
             cmd = [sys.executable, __file__, "--worker", method] + [a for a in sys.argv[1:] if a != "--worker"]
             with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
