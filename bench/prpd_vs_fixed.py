@@ -159,7 +159,7 @@ def summarise(method: str, rows: list[dict], finest: float, tau: float, budget_s
     }
 
 
-def plot(results: dict, path: Path, finest: float) -> None:
+def plot(results: dict, path: Path, finest: float, tau: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,10 +169,12 @@ def plot(results: dict, path: Path, finest: float) -> None:
     for name, res in results.items():
         xs = [c["wall_s"] / 60 for c in res["curve"]]
         ys = [c["success_rate"] if c["resolution_mm"] == finest else float("nan") for c in res["curve"]]
-        ax.plot(xs, ys, label=f"{name} (at {finest:g} mm)")
+        ax.plot(xs, ys, marker="o", markersize=3, label=f"{name} (at {finest:g} mm)")  # markers: one iteration is a point
         stages = [c for c in res["curve"] if c["resolution_mm"] != finest]
         if stages:
             ax.plot([c["wall_s"] / 60 for c in stages], [c["success_rate"] for c in stages], ":", alpha=0.5, color=ax.lines[-1].get_color())
+    if tau is not None:
+        ax.axhline(tau, color="grey", linestyle="--", linewidth=0.8, label=f"tau {tau:g}")
     ax.set_xlabel("wall time (min)")
     ax.set_ylabel("training success rate")
     ax.set_title("success at the finest resolution over wall time (dotted: coarser stages)")
@@ -314,7 +316,7 @@ def main() -> int:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
-    plot(results, path.with_suffix(".png"), finest)
+    plot(results, path.with_suffix(".png"), finest, args.tau)
     for k, v in out["methods"].items():
         print(f"{k:11s} reached={v['reached_tau_at_finest']!s:5s} wall {v['wall_s_to_tau'] / 60:6.1f} min  samples {v['samples_to_tau']:8d}  success@finest {v['success_at_finest']:.2f}")
     if "wall_time_ratio_prpd_over_fixed" in out:
