@@ -13,7 +13,8 @@ read back, the others continue from their last checkpoint with their wall clock 
 that iteration's (work after the checkpoint is redone and not charged twice). This lets the 70 -> 10
 mm CPU profile, hours at 10 mm from scratch, be measured over several sittings.
 
-    python bench/prpd_vs_fixed.py                       # CPU profile (see --help for its defaults)
+    python bench/prpd_vs_fixed.py --jobs 2              # CPU profile, 70 -> 10 mm from scratch (see --help)
+    python bench/prpd_vs_fixed.py --jobs 2 --resume     # the next sitting of the same run
     python bench/prpd_vs_fixed.py --resolutions 70 60 50 40 30 20 10 --num-envs 128 --steps 128 \\
         --device cuda --budget-iterations 2000          # the paper's profile on a GPU
 """
@@ -186,9 +187,10 @@ def plot(results: dict, path: Path, finest: float, tau: float | None = None) -> 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--resolutions", type=float, nargs="+", default=[70, 60, 50, 40, 30, 20],
-                   help="PRPD schedule; the last is the 'fine' one (CPU default 70 .. 20: a step at 20 mm costs ~8x one at "
-                        "70 mm here, at 50 mm about the same, so a 70-50 profile cannot show what PRPD saves)")
+    p.add_argument("--resolutions", type=float, nargs="+", default=[70, 60, 50, 40, 30, 20, 10],
+                   help="PRPD schedule; the last is the 'fine' one (default 70 .. 10, the paper's: on a 2-core CPU at 32 envs "
+                        "a 20 mm step costs 6x a 70 mm one and 70 -> 20 from scratch gave a ratio of 0.41 only; a 10 mm step "
+                        "costs 71x, and fixed-fine at 10 mm takes hours, so run it in sittings with --resume)")
     p.add_argument("--methods", nargs="+", default=["prpd", "fixed_fine", "direct", "alpha0", "alpha1"])
     p.add_argument("--num-envs", type=int, default=32, help="parallel envs (default 32; with 16 the warm start had too few demonstrations)")
     p.add_argument("--steps", type=int, default=64, help="steps per iteration (default 64)")
@@ -213,7 +215,8 @@ def main() -> int:
     p.add_argument("--method-timeout-s", type=float, default=0,
                    help="stop a method after this many seconds (0: no limit); a stopped method keeps its rows and counts "
                         "as not reached unless it reached tau before")
-    p.add_argument("--checkpoint-every", type=int, default=5, help="checkpoint every this many iterations, for --resume (default 5)")
+    p.add_argument("--checkpoint-every", type=int, default=2,
+                   help="checkpoint every this many iterations, for --resume (default 2: a 10 mm iteration is ~5 min on a CPU)")
     p.add_argument("--sitting-iterations", type=int, default=0,
                    help="stop each method after this many more iterations, checkpointed (0: no limit); continue with --resume")
     p.add_argument("--report-only", action="store_true",
