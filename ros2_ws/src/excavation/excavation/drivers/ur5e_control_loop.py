@@ -56,7 +56,8 @@ class LoopConfig:
     connect_timeout_s: float = 2.0
     reconnect_attempts: int = 5
     reconnect_backoff_s: float = 1.0
-    stale_state_timeout_s: float = 0.25  # robot timestamp frozen this long = link lost
+    stale_state_timeout_s: float = 0.15  # robot timestamp frozen this long = link lost (75 packets at 500 Hz)
+    heartbeat_timeout_s: float = 0.15  # ENABLED and the control thread's loop counter frozen this long = FAULT
     request_timeout_s: float = 10.0
     recover_power_on: bool = True  # after an e-stop is released, power on + brake release on recover
 
@@ -76,6 +77,8 @@ class LoopConfig:
             errors.append(f"reconnect_backoff_s must be in [0, 60], got {self.reconnect_backoff_s}")
         if not (0.01 <= self.stale_state_timeout_s <= 5):
             errors.append(f"stale_state_timeout_s must be in [0.01, 5], got {self.stale_state_timeout_s}")
+        if not (0.02 <= self.heartbeat_timeout_s <= 5):
+            errors.append(f"heartbeat_timeout_s must be in [0.02, 5], got {self.heartbeat_timeout_s}")
         if not self.robot_ip:
             errors.append("robot_ip is empty")
         if errors:
@@ -129,6 +132,9 @@ class ControlLoop:
         self.cycle_starts: collections.deque = collections.deque(maxlen=100000)
         self.target_latencies: collections.deque = collections.deque(maxlen=100000)
         self.servo_calls = 0
+        # Heartbeat: counts control cycles; published with every state snapshot so a supervisor can
+        # tell a control thread stuck inside ur_rtde (servoL / servoStop blocking) from a live one.
+        self.loop_count = 0
         self.events: collections.deque = collections.deque(maxlen=200)  # (time, text) for logs
 
     # ------------------------------------------------------------------ public (any thread)
@@ -192,6 +198,7 @@ class ControlLoop:
         while not self._stop.is_set():
             now = time.perf_counter()
             self.cycle_starts.append(now)
+            self.loop_count += 1
             try:
                 self._cycle()
             except Exception as exc:  # a bug here must stop the arm, not kill the thread silently
@@ -443,6 +450,7 @@ class ControlLoop:
                 "servoing": self._servoing,
                 "last_error": self.last_error,
                 "link_lost": self.link_lost,
+                "loop_count": self.loop_count,
                 "stamp": time.monotonic(),
             }
             if s is None:

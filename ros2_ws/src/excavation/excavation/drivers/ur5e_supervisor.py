@@ -31,6 +31,7 @@ from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig
 
 LOG = logging.getLogger("ur5e_supervisor")
 STATE_PERIOD_S = 0.005
+POLL_S = 0.005  # longest wait for a worker message before the health checks run again
 
 
 def _worker_main(conn, cfg: LoopConfig, safety: SafetyConfig, T_base_tray, geom) -> None:
@@ -96,6 +97,9 @@ class SupervisedControlLoop:
         self._next_spawn = 0.0
         self._spawned_at = 0.0
         self._last_msg = 0.0
+        self._last_count = None
+        self._last_count_change = 0.0
+        self.fault_count = 0  # workers replaced after a fault (lost link, stall, exit)
         self._replies: dict = {}
         self._reply_cv = threading.Condition()
         self._ids = itertools.count(1)
@@ -193,7 +197,8 @@ class SupervisedControlLoop:
         conn = Connection(a.detach())
         conn.send(("init", self.cfg, self.safety, self.T_base_tray, self.geom))
         self._proc, self._conn = proc, conn
-        self._spawned_at = self._last_msg = time.monotonic()
+        self._spawned_at = self._last_msg = self._last_count_change = time.monotonic()
+        self._last_count = None
 
     def _kill_worker(self, graceful: bool = False) -> None:
         proc, conn = self._proc, self._conn
@@ -224,47 +229,74 @@ class SupervisedControlLoop:
                            "connected": False, "last_error": self.last_error, "stamp": time.monotonic()}
 
     def _supervise(self) -> None:
+        # Health is checked on every pass, whatever the message flow: a worker that keeps sending
+        # (its main thread is alive) while its control thread is stuck or its link is gone must
+        # still be noticed. A pass lasts at most POLL_S.
         while not self._stop.is_set():
-            now = time.monotonic()
             if self._proc is None:
-                if self._attempts_left > 0 and now >= self._next_spawn:
+                if self._attempts_left > 0 and time.monotonic() >= self._next_spawn:
                     self._attempts_left -= 1
                     self._spawn_worker()
                 else:
-                    time.sleep(0.02)
+                    time.sleep(POLL_S)
                 continue
-            conn = self._conn
-            try:
-                has = conn.poll(0.02)
-            except (OSError, EOFError):
-                has = False
-            if has:
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):
-                    msg = None
-                if msg is not None:
-                    self._last_msg = time.monotonic()
-                    self._handle(msg)
-                    continue
-            reason = None
-            if self._proc.poll() is not None:
-                reason = f"control worker exited (code {self._proc.returncode})"
-            elif time.monotonic() - self._last_msg > self.silence_timeout:
-                reason = f"control worker silent for {self.silence_timeout:.0f} s"
-            elif self._state.get("link_lost"):
-                reason = self._state.get("reason") or "link lost"
+            closed = self._drain(POLL_S)
+            reason = self._health_problem(time.monotonic(), closed)
             if reason is not None:
-                err = self._state.get("last_error") or reason
-                self.last_error = err
-                self._kill_worker()
-                left = self._attempts_left
-                self._event(f"DISCONNECTED: {reason}; "
-                            + (f"reconnecting in {self.cfg.reconnect_backoff_s:.1f} s ({left} attempts left)"
-                               if left else "giving up; call `recover` to retry"))
-                self._next_spawn = time.monotonic() + self.cfg.reconnect_backoff_s
-                self._set_disconnected(reason if left else f"{reason}; gave up after "
-                                       f"{self.cfg.reconnect_attempts} attempts, call recover")
+                self._replace_worker(reason)
+
+    def _drain(self, timeout: float) -> bool:
+        """Handle every message waiting (up to a bound); True when the worker's end closed."""
+        conn = self._conn
+        try:
+            if not conn.poll(timeout):
+                return False
+            for _ in range(1000):
+                msg = conn.recv()
+                self._last_msg = time.monotonic()
+                self._handle(msg)
+                if not conn.poll(0):
+                    break
+        except (EOFError, OSError):
+            return True
+        return False
+
+    def _health_problem(self, now: float, closed: bool) -> str | None:
+        st = self._state
+        if self._proc.poll() is not None:
+            return f"control worker exited (code {self._proc.returncode})"
+        if closed:
+            return "control worker closed its link to the supervisor"
+        if now - self._last_msg > self.silence_timeout:
+            return f"control worker silent for {self.silence_timeout:.0f} s"
+        if st.get("link_lost"):
+            return st.get("reason") or "link lost"
+        count = st.get("loop_count")
+        if count != self._last_count:
+            self._last_count, self._last_count_change = count, now
+            return None
+        stalled = now - self._last_count_change
+        # ENABLED means the arm may be streaming: a frozen heartbeat there is a fault at once.
+        # Otherwise the control thread may legitimately sit in a request (recover waits for the
+        # arm to power on), so allow the request's own timeout.
+        limit = (self.cfg.heartbeat_timeout_s if st.get("driver_state") == DriverState.ENABLED.value
+                 else self.cfg.request_timeout_s + self.cfg.connect_timeout_s * 2 + 1.0)
+        if st.get("connected") and stalled > limit:
+            return f"control thread stalled (no heartbeat for {stalled:.2f} s)"
+        return None
+
+    def _replace_worker(self, reason: str) -> None:
+        err = self._state.get("last_error") or reason
+        self.last_error = err
+        self._kill_worker()
+        self.fault_count += 1
+        left = self._attempts_left
+        self._event(f"DISCONNECTED: {reason}; "
+                    + (f"reconnecting in {self.cfg.reconnect_backoff_s:.1f} s ({left} attempts left)"
+                       if left else f"giving up after {self.cfg.reconnect_attempts} attempts; call `recover` to retry"))
+        self._next_spawn = time.monotonic() + self.cfg.reconnect_backoff_s
+        self._set_disconnected(reason if left else f"{reason}; gave up after "
+                               f"{self.cfg.reconnect_attempts} attempts, call recover")
 
     def _handle(self, msg) -> None:
         kind = msg[0]

@@ -72,7 +72,8 @@ PARAMS = {
     "connect_timeout_s": (2.0, lambda v: 0 < v <= 30, "in (0, 30]"),
     "reconnect_attempts": (5, lambda v: 1 <= v <= 100, "in [1, 100]"),
     "reconnect_backoff_s": (1.0, lambda v: 0 <= v <= 60, "in [0, 60]"),
-    "stale_state_timeout_s": (0.25, lambda v: 0.01 <= v <= 5, "in [0.01, 5]"),
+    "stale_state_timeout_s": (0.15, lambda v: 0.01 <= v <= 5, "in [0.01, 5]"),
+    "heartbeat_timeout_s": (0.15, lambda v: 0.02 <= v <= 5, "in [0.02, 5]"),
     "recover_power_on": (True, lambda v: isinstance(v, bool), "true or false"),
     "workspace_min": ([-0.25, -0.25, -0.06], lambda v: len(v) == 3, "3 numbers [m]"),
     "workspace_max": ([0.25, 0.25, 0.35], lambda v: len(v) == 3, "3 numbers [m]"),
@@ -135,6 +136,7 @@ def main(args=None) -> int:
                                   connect_timeout_s=p["connect_timeout_s"], reconnect_attempts=p["reconnect_attempts"],
                                   reconnect_backoff_s=p["reconnect_backoff_s"],
                                   stale_state_timeout_s=p["stale_state_timeout_s"],
+                                  heartbeat_timeout_s=p["heartbeat_timeout_s"],
                                   recover_power_on=p["recover_power_on"])
             for validate in (safety.validate, loop_cfg.validate):
                 try:

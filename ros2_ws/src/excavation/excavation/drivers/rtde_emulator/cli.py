@@ -6,7 +6,7 @@ emulator thread in the same interpreter could never answer them.
 
 The control port (``--control-port``, loopback only) takes one JSON object per line and answers one:
 ``{"op": "protective_stop"}``, ``{"op": "emergency_stop"}``, ``{"op": "release_emergency_stop"}``,
-``{"op": "drop_connections"}``, ``{"op": "silent", "value": true}``, ``{"op": "latency", "value": 0.05}``,
+``{"op": "drop_connections"}``, ``{"op": "silent", "value": true}``, ``{"op": "stall_script", "value": true}``, ``{"op": "latency", "value": 0.05}``,
 ``{"op": "tcp_force", "value": [fx, fy, fz, tx, ty, tz]}``, ``{"op": "snapshot"}``, ``{"op": "servo_log"}``.
 """
 
@@ -49,6 +49,8 @@ def handle(emu: UREmulator, req: dict) -> dict:
         emu.drop_connections()
     elif op == "silent":
         emu.set_silent(bool(req.get("value", True)))
+    elif op == "stall_script":
+        emu.set_script_stalled(bool(req.get("value", True)))
     elif op == "latency":
         emu.set_latency(float(req.get("value", 0.0)))
     elif op == "tcp_force":

@@ -110,6 +110,7 @@ class UREmulator:
         self._clients: list[socket.socket] = []
         self._rtde_clients: list[_RtdeClient] = []
         self.silent = False
+        self.script_stalled = False
         self.latency_s = 0.0
         self.dt = 1.0 / self.cfg.rate_hz
         self._t0 = time.monotonic()
@@ -231,6 +232,11 @@ class UREmulator:
         """A silent peer accepts TCP connections but never answers or streams."""
         self.silent = bool(silent)
 
+    def set_script_stalled(self, stalled: bool) -> None:
+        """A stalled control script keeps the RTDE stream alive but never signals "ready" again:
+        ur_rtde's servoL / servoStop then block waiting for it (a hung or overloaded controller)."""
+        self.script_stalled = bool(stalled)
+
     def set_latency(self, seconds: float) -> None:
         """Delay every reply and data package by ``seconds``."""
         self.latency_s = max(0.0, float(seconds))
@@ -304,6 +310,9 @@ class UREmulator:
     def _interpret_script_locked(self) -> None:
         """One iteration of ur_rtde's control-script main loop."""
         if not self.program_running:
+            return
+        if self.script_stalled:
+            self.out_int[0] = 0  # busy, never ready
             return
         cmd = self.in_int[0]
         if cmd in REALTIME_CMDS:
