@@ -63,6 +63,7 @@ def handle(emu: UREmulator, req: dict) -> dict:
             rtde_connections=emu.rtde_connections,
             dashboard_log=list(emu.dashboard_log),
             ik_failures=emu.ik_failures,
+            servo_setpoints=emu.servo_setpoints,
         )
         return {"ok": True, "result": _jsonable(snap)}
     elif op == "servo_log":

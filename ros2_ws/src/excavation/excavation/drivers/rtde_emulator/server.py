@@ -342,6 +342,7 @@ class UREmulator:
                 self.ik_failures += 1
                 return True
             self._last_servo_pose = pose
+            self.servo_setpoints += 1  # a new set point, not the script repeating the last one
             self.servo_q = q
             self.speed_l = None
         elif cmd == CMD_SERVOJ:
@@ -368,6 +369,7 @@ class UREmulator:
         return True
 
     _last_servo_pose: np.ndarray | None = None
+    servo_setpoints = 0
 
     def _integrate_locked(self) -> None:
         if not self._motion_allowed_locked():
