@@ -61,9 +61,11 @@ def stack():
         assert fut.done(), f"{name} timed out"
         return fut.result()
 
-    def target(xyz, pitch=0.0, frame="tray"):
+    def target(xyz, pitch=0.0, frame="tray", age_s=0.0):
         m = PoseStamped()
         m.header.frame_id = frame
+        now_ns = node.get_clock().now().nanoseconds - int(age_s * 1e9)
+        m.header.stamp.sec, m.header.stamp.nanosec = now_ns // 10**9, now_ns % 10**9
         m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in xyz)
         qx, qy, qz, qw = I.pitch_to_quaternion(pitch)
         m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = qx, qy, qz, qw
@@ -120,9 +122,11 @@ def test_enable_move_and_bad_targets(stack):
     res = call(I.ENABLE)
     assert res.success, res.message
     q0 = np.array(emu.snapshot()["q"])
-    for _ in range(15):  # refused: NaN, wrong frame, non-pitch orientation
+    for _ in range(15):  # refused: NaN, wrong frame, stale, stamped in the future
         target([0.0, math.nan, 0.1])
         target(start + [0.0, 0.0, 0.04], frame="base")
+        target(start + [0.0, 0.0, 0.04], age_s=2.0)
+        target(start + [0.0, 0.0, 0.04], age_s=-1000.0)
         time.sleep(0.02)
     time.sleep(0.2)
     np.testing.assert_allclose(emu.snapshot()["q"], q0, atol=1e-12)

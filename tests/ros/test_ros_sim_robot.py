@@ -23,6 +23,8 @@ def test_sim_robot_enable_stale_and_limits(ros, procs):
     cmds, joints = [], []
     ros.create_subscription(PoseStamped, rc.SIM_BUCKET_COMMAND, cmds.append, 10)
     ros.create_subscription(JointState, I.JOINT_STATES, joints.append, 10)
+    poses = []
+    ros.create_subscription(PoseStamped, I.BUCKET_POSE, poses.append, 10)
     pub_state = ros.create_publisher(PoseStamped, rc.SIM_BUCKET_STATE, 10)
     pub_target = ros.create_publisher(PoseStamped, I.BUCKET_TARGET, 10)
     tip = (-0.12, 0.0, 0.10)
@@ -49,11 +51,19 @@ def test_sim_robot_enable_stale_and_limits(ros, procs):
     # Stale target (stamped 2 s ago): refused.
     now = ros.get_clock().now().nanoseconds * 1e-9
     pub_target.publish(rc.pose_msg(rc.s_to_stamp(now - 2.0), "tray", far, 0.0))
+    # Stamped 1000 s in the future (a clock that jumped): refused like the real driver does.
+    pub_target.publish(rc.pose_msg(rc.s_to_stamp(now + 1000.0), "tray", far, 0.0))
+    # A NaN measured pose is never republished as the arm's state.
+    n_poses = len(poses)
+    pub_state.publish(rc.pose_msg(ros.get_clock().now().to_msg(), "tray", (math.nan, 0.0, 0.1), 0.0))
     # Not a pitch: refused.
     bad = rc.pose_msg(ros.get_clock().now().to_msg(), "tray", far, 0.0)
     bad.pose.orientation.x, bad.pose.orientation.w = math.sin(0.3), math.cos(0.3)
     pub_target.publish(bad)
     assert not wait_for(lambda: len(cmds) > 0, 1.0)
+    state()
+    assert wait_for(lambda: len(poses) > n_poses, 5.0)
+    assert all(math.isfinite(m.pose.position.x) for m in poses[n_poses:])
 
     # Fresh target: one set point, speed-limited to 0.25 m/s over one 0.1 s step.
     pub_target.publish(rc.pose_msg(ros.get_clock().now().to_msg(), "tray", far, 0.0))

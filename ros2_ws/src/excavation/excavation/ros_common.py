@@ -113,6 +113,20 @@ def now_s(node) -> float:
     return node.get_clock().now().nanoseconds * 1e-9
 
 
+# A command stamped further ahead than this is refused: a clock that jumped is not "fresh".
+FUTURE_STAMP_TOLERANCE_S = 0.05
+
+
+def command_age_problem(node, stamp, max_age_s: float) -> str | None:
+    """Why a stamped command must not be executed (stale or from the future), or None."""
+    age = now_s(node) - stamp_to_s(stamp)
+    if age > max_age_s:
+        return f"stale target ({age:.2f} s old, limit {max_age_s:.2f} s)"
+    if age < -FUTURE_STAMP_TOLERANCE_S:
+        return f"target stamped {-age:.2f} s in the future"
+    return None
+
+
 def pose_msg(stamp, frame: str, xyz, pitch: float):
     from geometry_msgs.msg import PoseStamped
 

@@ -132,12 +132,16 @@ def main(args=None) -> int:
                 return self._refuse("non-finite target")
             if off > 0.05:
                 return self._refuse(f"orientation is not a pitch about tray y (off-axis {off:.3f})")
-            age = rc.now_s(self) - rc.stamp_to_s(msg.header.stamp)
-            if age > self.p["watchdog_timeout_s"]:
-                return self._refuse(f"stale target ({age:.2f} s old)")
+            why = rc.command_age_problem(self, msg.header.stamp, self.p["watchdog_timeout_s"])
+            if why is not None:  # the same rule as the real driver
+                return self._refuse(why)
             dt = contract.CONTROL_PERIOD_S
             goal = np.clip(np.asarray(xyz, float), self.lo, self.hi)
             goal_pitch = float(np.clip(pitch, self.p["pitch_min"], self.p["pitch_max"]))
+            if not (np.array_equal(goal, np.asarray(xyz, float)) and goal_pitch == float(pitch)):
+                self.get_logger().warning(
+                    f"target {np.round(xyz, 3).tolist()} pitch {pitch:.3f} clamped to the workspace "
+                    f"{np.round(goal, 3).tolist()} pitch {goal_pitch:.3f}", throttle_duration_sec=2.0)
             step = goal - self.tip
             n = np.linalg.norm(step)
             vmax = self.p["max_speed_m_s"] * dt
@@ -157,6 +161,10 @@ def main(args=None) -> int:
         # ------------------------------------------------------------ measured state
         def _on_state(self, msg):
             xyz, pitch, _ = rc.pose_from_msg(msg)
+            if not (all(math.isfinite(v) for v in xyz) and math.isfinite(pitch)):
+                # Never republish a NaN pose as the arm's state; keep the last good one.
+                self.get_logger().error("measured bucket pose is not finite; ignored", throttle_duration_sec=5.0)
+                return
             self.tip, self.pitch = np.asarray(xyz, float), float(pitch)
             q = K.ik(K.base_tool0_from_bucket(self.T_base_tray, self.tip, self.pitch), self.q)
             if q is None:

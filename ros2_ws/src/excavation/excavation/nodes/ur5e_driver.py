@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from excavation import interfaces as I
+from excavation import ros_common as rc
 from excavation.contract import DEFAULT_BUCKET
 from excavation.drivers.safety import SafetyConfig
 from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig
@@ -190,7 +191,10 @@ def main(args=None) -> int:
             o = msg.pose.orientation
             pitch, off = I.quaternion_to_pitch(o.x, o.y, o.z, o.w)
             xyz = [msg.pose.position.x, msg.pose.position.y, msg.pose.position.z]
-            if off > MAX_NON_PITCH_ROTATION:
+            stamp_problem = rc.command_age_problem(self, msg.header.stamp, self.p["watchdog_timeout_s"])
+            if stamp_problem is not None:
+                reason = stamp_problem
+            elif off > MAX_NON_PITCH_ROTATION:
                 reason = f"orientation is not a pitch about tray y (off-axis part {off:.3f})"
             else:
                 res = self.loop.set_target(xyz, pitch, frame)
