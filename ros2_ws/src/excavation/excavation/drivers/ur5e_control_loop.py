@@ -271,7 +271,14 @@ class ControlLoop:
             return
         if not self._servoing:
             self.limiter.reset(measured)
+        previous = self.limiter.setpoint.copy()
         setpoint = self.limiter.step(goal)
+        limited = flange_limited_setpoint(previous, setpoint, self.safety.max_speed_m_s * self.dt, self.geom)
+        if limited is not setpoint:
+            # Keep the limiter's plan consistent with what is actually commanded.
+            k = float(np.linalg.norm(limited - previous) / max(np.linalg.norm(setpoint - previous), 1e-12))
+            self.limiter.setpoint, self.limiter.velocity = limited.copy(), self.limiter.velocity * k
+            setpoint = limited
         T = kin.base_tool0_from_bucket(self.T_base_tray, setpoint[:3], setpoint[3], self.geom)
         pose = kin.matrix_to_pose(T).tolist()
         speed = max(self.safety.max_speed_m_s, 0.01)
@@ -458,6 +465,31 @@ class ControlLoop:
                 self._state = {**keep, **base}
             else:
                 self._state = {**s, **base}
+
+
+def flange_limited_setpoint(previous: np.ndarray, setpoint: np.ndarray, max_flange_step_m: float,
+                            geom: BucketGeometry = DEFAULT_BUCKET) -> np.ndarray:
+    """``setpoint`` (tip xyz, pitch), or a point on the way to it, so the flange (tool0) moves at
+    most ``max_flange_step_m`` from ``previous``.
+
+    Why: the limiter bounds the tip's speed and the pitch rate separately; a pitch change swings the
+    flange around the tip, so the flange alone could exceed the linear speed limit (measured
+    0.376 m/s against 0.25). Returns ``setpoint`` itself when it is within the limit.
+    """
+    p0 = kin.tray_tool0_from_bucket(previous[:3], float(previous[3]), geom)[:3, 3]
+    p1 = kin.tray_tool0_from_bucket(setpoint[:3], float(setpoint[3]), geom)[:3, 3]
+    d = float(np.linalg.norm(p1 - p0))
+    if d <= max_flange_step_m:
+        return setpoint
+    # The flange path is nearly straight over one 2 ms step: shrink the step, then check again.
+    k = max_flange_step_m / d
+    for _ in range(4):
+        out = previous + (setpoint - previous) * k
+        p = kin.tray_tool0_from_bucket(out[:3], float(out[3]), geom)[:3, 3]
+        if float(np.linalg.norm(p - p0)) <= max_flange_step_m * (1 + 1e-9):
+            return out
+        k *= 0.95
+    return previous.copy()
 
 
 def loop_jitter_stats(cycle_starts, rate_hz: float) -> dict:
