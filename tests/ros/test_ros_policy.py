@@ -147,3 +147,29 @@ def test_bad_bundle_refused_at_start(procs, bundle_dir, tmp_path, breakage):
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 3, out
     assert "bad policy bundle" in out and "Traceback" not in out
+
+
+def test_hold_is_in_diagnostics_with_its_reason(ros, procs, bundle_dir):
+    """With frame sync on (the default), a tick with nothing fresh to act on is a hold: it is
+    reported in diagnostics with its reason, not shown as "running"."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import Bool
+
+    p = procs(node_cmd("excavation.nodes.policy_node", f"policy_path:={bundle_dir}", "autostart:=true",
+                       "stale_timeout_s:=0.3", params_file=None))
+    targets, pub_rock, pub_pose, pub_rib = _policy_io(ros)
+    diags = []
+    ros.create_subscription(DiagnosticArray, "/diagnostics",
+                            lambda m: diags.extend(s for s in m.status if s.name == "policy"), 10)
+    tip = (-0.12, 0.0, 0.10)
+
+    def holding():
+        now = ros.get_clock().now().to_msg()
+        pub_pose.publish(_pose(now, tip))  # bucket and rock_in_bucket fresh, no rock ever
+        pub_rib.publish(Bool(data=False))
+        return any("holding still" in s.message and "rock position" in s.message
+                   and {kv.key: kv.value for kv in s.values}.get("hold_reason") for s in diags)
+
+    assert wait_for(holding, 30.0), [s.message for s in diags[-3:]]
+    assert not targets
+    assert p.poll() is None

@@ -132,6 +132,7 @@ def main(args=None) -> int:
         def _on_start(self, request, response):
             self.running = True
             self.last_acted_source = -1.0
+            self.hold_reason = ""  # "stopped" no longer applies; a new hold is reported by the next tick
             response.success, response.message = True, "policy started"
             self.get_logger().info("started")
             # Do not wait a whole period for the first step, but do not act on an estimate of a frame
@@ -154,9 +155,12 @@ def main(args=None) -> int:
                 return
             now = rc.now_s(self)
             if self.p["sync_to_frames"] and (self.rock is None or self.rock[0] < now - 1e-6):
-                # The estimate of this tick's frame is on its way; act when it arrives. If it never
-                # does, the next tick re-arms and the staleness check decides.
+                # The estimate of this tick's frame is on its way; act when it arrives. If what we
+                # have is already stale, that is a hold, and it is logged and shown in diagnostics.
                 self.pending_tick = now
+                why = self._stale(now)
+                if why:
+                    self._hold(why)
                 return
             self._act()
 
