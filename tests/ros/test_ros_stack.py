@@ -138,6 +138,10 @@ def test_launcher_refuses_a_missing_policy_and_a_bad_config(procs, tmp_path):
     p = procs([sys.executable, "-m", "excavation.launcher", "--policy", str(tmp_path / "nope"), "--episodes", "1"])
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 3 and "does not exist" in out
+    (tmp_path / "policy.pt").write_bytes(b"")
+    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", str(tmp_path / "policy.pt"), "--episodes", "1"])
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 3 and "is a file; expected the bundle folder" in out
     p = procs([sys.executable, "-m", "excavation.launcher", "--config", str(tmp_path / "none.yaml")])
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 2 and "does not exist" in out

@@ -97,6 +97,8 @@ def _edit_meta(folder: Path, fn):
         (lambda f: _edit_meta(f, lambda m: m["layout"].update(control_period_s=0.05)), "control_period_s"),
         (lambda f: _edit_meta(f, lambda m: m.update(obs_dim=7)), "disagree with the layout"),
         (lambda f: (f / "policy.pt").write_bytes(b"garbage"), "do not match policy.json|different exports"),
+        (lambda f: _edit_meta(f, lambda m: m.update(action_low=["a", None])), "action_low=\\['a', None\\]"),
+        (lambda f: _edit_meta(f, lambda m: m.update(action_low={"x": 1})), "got action_low="),
     ],
 )
 def test_bad_bundles_fail_clearly(trained, tmp_path, breakage, message):

@@ -258,7 +258,9 @@ def main(argv=None) -> int:
         print(f"launch_stack: config file {a.config} does not exist", file=sys.stderr)
         return rc.EXIT_BAD_CONFIG
     if a.policy is not None and not os.path.isdir(a.policy):
-        print(f"launch_stack: policy bundle folder {a.policy} does not exist", file=sys.stderr)
+        what = ("is a file; expected the bundle folder that holds policy.pt and policy.json"
+                if os.path.isfile(a.policy) else "does not exist")
+        print(f"launch_stack: --policy {a.policy!r} {what}", file=sys.stderr)
         return rc.EXIT_BAD_POLICY
     tmpdir = tempfile.mkdtemp(prefix="launch_stack.")
     a.params_out = os.path.join(tmpdir, "params.yaml")

@@ -186,10 +186,14 @@ def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = 
             f"{meta_path}: obs_dim/act_dim ({obs_dim}, {act_dim}) disagree with the layout's "
             f"{n_obs} observation and {n_act} action fields"
         )
-    low = np.asarray(meta["action_low"], dtype=np.float64)
-    high = np.asarray(meta["action_high"], dtype=np.float64)
+    try:
+        low = np.asarray(meta["action_low"], dtype=np.float64)
+        high = np.asarray(meta["action_high"], dtype=np.float64)
+    except (TypeError, ValueError):
+        low = high = np.zeros(0)  # not numbers: reported below with the values found
     if low.shape != (act_dim,) or high.shape != (act_dim,) or not np.all(np.isfinite(low)) or not np.all(low < high):
-        raise BundleError(f"{meta_path}: action_low/action_high must be {act_dim} finite values with low < high")
+        raise BundleError(f"{meta_path}: action_low/action_high must be {act_dim} finite values with low < high, "
+                          f"got action_low={meta['action_low']!r}, action_high={meta['action_high']!r}")
 
     digest = file_sha256(policy_path)
     if digest != meta["policy_sha256"]:
