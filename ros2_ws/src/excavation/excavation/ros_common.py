@@ -188,6 +188,21 @@ def start_node(make_node: Callable[[], Any], args=None) -> tuple[Any, int]:
     except SystemExit as exc:
         rclpy.try_shutdown()
         return None, int(exc.code or 0)
+    except KeyboardInterrupt:  # Ctrl-C while the node builds (sim_world compiles kernels): no traceback
+        print("[INFO] interrupted while starting", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return None, EXIT_INTERRUPTED
+
+
+def spin_quietly(executor) -> None:
+    """``executor.spin()`` for a background thread: a shutdown from outside (Ctrl-C, SIGTERM, the
+    end of the run) ends it without a traceback."""
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        executor.spin()
+    except (ExternalShutdownException, KeyboardInterrupt):
+        pass
 
 
 def run_node(make_node: Callable[[], Any], args=None, *, threads: int = 1, on_shutdown: Callable[[Any], None] | None = None) -> int:

@@ -221,7 +221,7 @@ def main(args=None) -> int:
     # each message to a pool thread, and that handoff (GIL) delayed the arrival stamps by ~5 ms.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin = threading.Thread(target=rc.spin_quietly, args=(executor,), daemon=True)
     spin.start()
     code = rc.EXIT_RUN_FAILED
     try:
