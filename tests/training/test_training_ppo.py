@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -16,7 +15,6 @@ from excavation_training.toy_envs import PointReachEnv
 
 @pytest.mark.parametrize("dim", [1, 2])
 def test_ppo_solves_point_reaching(tmp_path, dim):
-    start = time.perf_counter()
     cfg = small_config(
         tmp_path / "run", num_envs=32, steps=32, resolutions=(10.0,),
         **{"prpd.max_iterations_per_stage": 40, "prpd.success_threshold": 0.95,
@@ -32,7 +30,6 @@ def test_ppo_solves_point_reaching(tmp_path, dim):
     # Just past 0.95 training success, the deterministic policy on other starts scores 0.86-1.0
     # depending on the seed (4 seeds, both value-loss forms); untrained it is below 0.5.
     assert after.success_rate >= 0.85, after
-    assert time.perf_counter() - start < 30.0
 
 
 def test_ppo_update_moves_toward_higher_advantage(cfg_factory):
