@@ -81,9 +81,15 @@ def back_disabled(loop, emu):
     np.testing.assert_allclose(emu.snapshot()["q"], q0, atol=1e-9)
 
 
+# (emulator op, what the driver must say): "stall_script" keeps the stream alive but never answers
+# "ready", so servoL blocks inside ur_rtde while the worker keeps sending state (caught by the
+# heartbeat); "silent" stops the stream (the robot timestamp freezes: a lost link).
+STALLS = [("stall_script", "stalled"), ("silent", "link lost")]
+
+
 @pytest.mark.parametrize("repeat", range(REPEATS))
-def test_stalled_control_script_is_a_fault(repeat):
-    # servoL blocks inside ur_rtde waiting for "ready" while the worker keeps sending state.
+@pytest.mark.parametrize("op, said", STALLS)
+def test_stall_stops_commanding_and_comes_back_disabled(op, said, repeat):
     with EmulatorProcess() as emu:
         loop = make_loop(emu.host)
         loop.start()
@@ -91,30 +97,11 @@ def test_stalled_control_script_is_a_fault(repeat):
             assert wait(lambda: loop.state().get("connected")), loop.state()
             with Streamer(loop):
                 servoing(emu, loop)
-                emu.call("stall_script", True)
+                emu.call(op, True)
                 assert wait(lambda: left_enabled(loop), 10.0), loop.state()
-                assert loop.fault_count >= 1
-                assert any("stalled" in e for e in loop.events), loop.events
-                emu.call("stall_script", False)
-                back_disabled(loop, emu)
-        finally:
-            loop.shutdown()
-
-
-@pytest.mark.parametrize("repeat", range(REPEATS))
-def test_stalled_stream_is_a_lost_link(repeat):
-    # The controller accepts but stops streaming: the robot timestamp freezes.
-    with EmulatorProcess() as emu:
-        loop = make_loop(emu.host)
-        loop.start()
-        try:
-            assert wait(lambda: loop.state().get("connected")), loop.state()
-            with Streamer(loop):
-                servoing(emu, loop)
-                emu.call("silent", True)
-                assert wait(lambda: left_enabled(loop), 10.0), loop.state()
-                assert loop.state()["driver_state"] == "DISCONNECTED"
-                emu.call("silent", False)
+                assert wait(lambda: loop.fault_count >= 1, 10.0)  # the worker was replaced
+                assert any(said in e for e in loop.events), loop.events
+                emu.call(op, False)
                 back_disabled(loop, emu)
         finally:
             loop.shutdown()
