@@ -44,3 +44,25 @@ def test_track_holds_while_the_bucket_hides_the_rock_then_resumes():
     scene.rocks[0] = rock_on_ground(scene, (0.04, -0.03), 0.05, 0.3)
     outs = [step(1.0 + 0.1 * k) for k in range(4)]
     assert outs[-1].detected and np.linalg.norm(outs[-1].position - scene.rocks[0][0]) < 0.006
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_a_blind_camera_gives_no_rock_position(encoding):
+    """Good frames, then 10 s of all-zero (16UC1) or all-NaN (32FC1) frames: after the first blind
+    frame no position is given (the policy goes stale and holds still), whether a bucket is in view or not."""
+    perc = RockPerception(calibration=TrayCalibration(T, (0.16, 0.16), INTR))
+    scene = TrayScene(tray_size=(0.16, 0.16), wall_height=0.06)
+    scene.rocks.append(rock_on_ground(scene, (-0.03, 0.02), 0.05, 0.5))
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        d, _ = render_scene(scene, INTR, T)
+        good = perc.process(to_16uc1(add_noise(d, rng)), "16UC1", INTR, 0.1 * k)
+    assert good.detected
+    h, w = INTR.height, INTR.width
+    blind = np.zeros((h, w), np.uint16) if encoding == "16UC1" else np.full((h, w), np.nan, np.float32)
+    bucket = BucketPose((0.09, 0.02, 0.12), 0.0)
+    outs = [perc.process(blind, encoding, INTR, 0.3 + 0.1 * k, bucket=bucket if k % 2 else None) for k in range(100)]
+    assert all(o.position is None and o.reason == Reason.NO_VALID_DEPTH for o in outs), {o.reason for o in outs}

@@ -66,14 +66,43 @@ def test_low_confidence_detection_counts_as_none():
     assert out.position is None
 
 
-def test_max_hold_expires_and_time_must_not_go_back():
+def test_max_hold_expires_when_the_last_position_is_in_view_and_empty():
     tr = RockTracker(TrackerConfig(max_hold_s=1.0))
     tr.update(seen(0.0), 0.0)
-    assert tr.update(unseen(), 0.9).position is not None
-    out = tr.update(unseen(), 1.2)
+    assert tr.update(unseen(Reason.NONE_ABOVE_GROUND), 0.9).position is not None
+    out = tr.update(unseen(Reason.NONE_ABOVE_GROUND), 1.2)
     assert out.position is None and out.reason == Reason.TRACK_EXPIRED
-    with pytest.raises(ValueError, match="stamp_s went backwards"):
-        tr.update(unseen(), 0.5)
+
+
+def test_occlusion_is_held_but_blindness_is_not():
+    tr = RockTracker()
+    tr.update(seen(0.0), 0.0)
+    assert tr.update(unseen(Reason.OCCLUDED_BY_BUCKET), 5.0).position is not None  # lifted in the bucket
+    assert tr.update(unseen(Reason.NO_VALID_DEPTH), 5.1).position is None
+
+
+def test_blind_frames_give_no_position_and_the_track_expires():
+    tr = RockTracker()
+    for i in range(10):
+        tr.update(seen(0.05), i * 0.1)
+    outs = [tr.update(unseen(Reason.NO_VALID_DEPTH), 1.0 + i * 0.1) for i in range(100)]  # 10 s blind
+    assert all(o.position is None and o.reason == Reason.NO_VALID_DEPTH for o in outs)
+    assert tr.position is None  # expired: a rock seen again later starts a new track
+    assert outs[2].age_s > 0
+
+
+@pytest.mark.parametrize("jump", [1000.0, -1000.0, -0.5])
+def test_a_time_jump_resets_the_track_and_tracking_goes_on(jump):
+    tr = RockTracker()
+    tr.update(seen(0.0), 100.0)
+    tr.update(seen(0.0), 100.1)
+    out = tr.update(seen(0.1), 100.1 + jump)  # far from the old track: accepted at once after the reset
+    assert out.detected and out.position[0] == pytest.approx(0.1)
+    assert tr.time_jumps == 1
+    back = tr.update(seen(0.1), 100.2)  # the clock comes back: another jump, never an error
+    assert back.detected
+    later = [tr.update(seen(0.1), 100.2 + 0.1 * i) for i in range(1, 5)]
+    assert all(o.detected for o in later)
 
 
 def test_doubtful_detections_move_the_track_less():

@@ -57,7 +57,7 @@ def main(args=None) -> int:
     from visualization_msgs.msg import MarkerArray
 
     from excavation import markers as M
-    from excavation.perception import (BucketPose, CameraIntrinsics, PerceptionInputError, RockPerception,
+    from excavation.perception import (BucketPose, CameraIntrinsics, PerceptionInputError, Reason, RockPerception,
                                        image_from_buffer, load_calibration)
 
     class PerceptionNode(Node):
@@ -127,6 +127,10 @@ def main(args=None) -> int:
                 pt.point.x, pt.point.y, pt.point.z = (float(v) for v in est.position)
                 self.pub_rock.publish(pt)
                 markers.append(M.rock_marker(msg.header.stamp, est.position, detected=est.detected))
+            elif est.reason == Reason.NO_VALID_DEPTH:
+                # A blind camera: nothing is published, so the policy's inputs go stale and it holds.
+                self.get_logger().warning(f"no rock position: {est.reason} (camera blind?); "
+                                          f"downstream holds still", throttle_duration_sec=2.0)
             else:
                 self.get_logger().info(f"no rock: {est.reason}", throttle_duration_sec=2.0)
             if est.ground_height is not None and np.isfinite(est.ground_height):

@@ -200,8 +200,21 @@ class TrackerConfig:
     confidence_time_constant: float = 3.0
     """A held estimate's confidence decays as exp(-age / this) (s)."""
     max_hold_s: float | None = None
-    """Give up a held estimate after this long (s); None holds it for ever (the policy was trained
-    to always see a rock position, and the rock is often hidden in the bucket for seconds)."""
+    """Give up a held estimate after this long (s) when the rock's last position is in view and
+    empty (reason "none above ground") or a detection is outside the gate. None holds for ever,
+    because today a rock carried in a lifted bucket reads as "none above ground" (its old place is
+    empty) and the policy must keep seeing it to finish the lift; set a finite value once the detector
+    reports a rock in the bucket as such."""
+    max_hold_occluded_s: float | None = None
+    """The same while the bucket hides the rock's last position (reason "occluded by bucket"); None
+    holds for ever: the policy was trained to always see a rock position."""
+    max_blind_s: float = 0.5
+    """A frame without valid depth (a blind camera: all zeros or NaN) is not occlusion: it never
+    gives a position, so the policy goes stale and holds still; after this long blind (s) the track
+    itself is dropped, and a rock seen again starts a new one."""
+    time_jump_s: float = 5.0
+    """A frame stamped this much later than the previous one, or any earlier, is a time jump (a clock
+    reset, a replayed bag): the track is reset with a warning, and tracking goes on from that frame."""
 
     def validate(self) -> "TrackerConfig":
         if self.gate <= 0 or self.reacquire_radius <= 0:
@@ -210,6 +223,14 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.smoothing must be in (0, 1], got {self.smoothing}")
         if self.reacquire_frames < 1:
             raise ValueError(f"TrackerConfig.reacquire_frames must be >= 1, got {self.reacquire_frames}")
+        if not self.max_blind_s >= 0:
+            raise ValueError(f"TrackerConfig.max_blind_s must be >= 0, got {self.max_blind_s}")
+        for name in ("max_hold_s", "max_hold_occluded_s"):
+            v = getattr(self, name)
+            if v is not None and not v >= 0:
+                raise ValueError(f"TrackerConfig.{name} must be >= 0 or None, got {v}")
+        if not self.time_jump_s > 0:
+            raise ValueError(f"TrackerConfig.time_jump_s must be > 0, got {self.time_jump_s}")
         return self
 
     def to_dict(self) -> dict:

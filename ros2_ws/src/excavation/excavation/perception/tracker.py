@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
 from .config import TrackerConfig
 from .rock_detector import Reason, RockEstimate
+
+LOG = logging.getLogger("excavation.perception.tracker")
 
 
 class RockTracker:
@@ -30,6 +33,8 @@ class RockTracker:
         self._last_stamp: float | None = None
         self._pending: list[np.ndarray] = []
 
+    time_jumps = 0  # how many times a time jump reset the track (diagnostics)
+
     @property
     def position(self) -> np.ndarray | None:
         return None if self._pos is None else self._pos.copy()
@@ -40,10 +45,11 @@ class RockTracker:
         t = det.stamp_s if stamp_s is None else float(stamp_s)
         if not math.isfinite(t):
             raise ValueError(f"RockTracker.update: stamp_s must be finite, got {t}")
-        if self._last_stamp is not None and t < self._last_stamp:
-            raise ValueError(
-                f"RockTracker.update: stamp_s went backwards ({t} < {self._last_stamp}); call reset() after a time jump"
-            )
+        if self._last_stamp is not None and (t < self._last_stamp or t - self._last_stamp > cfg.time_jump_s):
+            # One bad stamp must not poison every later frame: start over from this one.
+            LOG.warning("frame stamps jumped from %.3f to %.3f s: rock track reset", self._last_stamp, t)
+            self.reset()
+            self.time_jumps += 1
         self._last_stamp = t
         fresh = det.detected and det.position is not None and det.confidence >= cfg.min_confidence
         reason = det.reason
@@ -83,7 +89,15 @@ class RockTracker:
         if self._pos is None:
             return RockEstimate(None, 0.0, reason, **base)
         age = 0.0 if fresh else t - (self._last_seen if self._last_seen is not None else t)
-        if not fresh and cfg.max_hold_s is not None and age > cfg.max_hold_s:
+        if not fresh and reason == Reason.NO_VALID_DEPTH:
+            # A blind frame is not occlusion: say so, hold nothing (the track survives for when the
+            # camera sees again, for max_blind_s).
+            if age > cfg.max_blind_s:
+                self.reset()
+                self._last_stamp = t
+            return RockEstimate(None, 0.0, reason, age_s=age, **base)
+        limit = cfg.max_hold_occluded_s if reason == Reason.OCCLUDED_BY_BUCKET else cfg.max_hold_s
+        if not fresh and limit is not None and age > limit:
             self.reset()
             self._last_stamp = t
             return RockEstimate(None, 0.0, Reason.TRACK_EXPIRED, **base)
