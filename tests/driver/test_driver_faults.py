@@ -32,6 +32,12 @@ def wait(pred, timeout=20.0):
     return bool(pred())
 
 
+def ready(loop):
+    """Connected and a measured posture known (the first snapshot after connecting has none yet)."""
+    st = loop.state()
+    return bool(st.get("connected")) and "tip" in st
+
+
 def make_loop(host, **loop_kw):
     cfg = LoopConfig(robot_ip=host, **{"reconnect_backoff_s": 0.2, "connect_timeout_s": 1.0, **loop_kw})
     return SupervisedControlLoop(cfg, SafetyConfig(watchdog_timeout_s=0.5), np.array(T_BASE_TRAY))
@@ -71,8 +77,7 @@ def left_enabled(loop):
 
 def back_disabled(loop, emu):
     """Reconnected, DISABLED, and targets streamed now do not move the arm."""
-    assert wait(lambda: loop.state().get("connected") and loop.state()["driver_state"] == "DISABLED", 30.0), \
-        loop.state()
+    assert wait(lambda: ready(loop) and loop.state()["driver_state"] == "DISABLED", 30.0), loop.state()
     q0 = np.array(emu.snapshot()["q"])
     goal = np.array(loop.state()["tip"]) + [0.0, 0.0, 0.03]
     for _ in range(15):
@@ -94,7 +99,7 @@ def test_stall_stops_commanding_and_comes_back_disabled(op, said, repeat):
         loop = make_loop(emu.host)
         loop.start()
         try:
-            assert wait(lambda: loop.state().get("connected")), loop.state()
+            assert wait(lambda: ready(loop)), loop.state()
             with Streamer(loop):
                 servoing(emu, loop)
                 emu.call(op, True)
@@ -113,7 +118,7 @@ def test_killed_controller_then_restart(repeat):
     loop = make_loop(emu.host, reconnect_attempts=50)
     loop.start()
     try:
-        assert wait(lambda: loop.state().get("connected")), loop.state()
+        assert wait(lambda: ready(loop)), loop.state()
         with Streamer(loop):
             servoing(emu, loop)
             emu.proc.kill()

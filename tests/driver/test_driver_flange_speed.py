@@ -65,7 +65,7 @@ def test_loop_limits_flange_speed_when_tip_and_pitch_move(sign):
             deadline = 20.0
             t = threading.Timer(deadline, done.set)
             t.start()
-            while not loop.state().get("connected") and not done.is_set():
+            while not (loop.state().get("connected") and "tip" in loop.state()) and not done.is_set():
                 done.wait(0.02)
             assert loop.request("enable")[0], loop.state()
             tip, pitch = np.array(loop.state()["tip"]), loop.state()["pitch"]
