@@ -26,10 +26,16 @@ TRAY = (0.16, 0.16)
 CELL = 0.005
 
 
+def coarse_soil(scene):
+    """The simulator's coarse-soil settings (config/perception_sim.yaml) for the scene's grains."""
+    d = max((2 * r for _, r in scene.grains), default=0.0)
+    return {"soil_grain_size": d, "min_height_above_ground": 0.015} if d else {}
+
+
 def detect(scene, seed, rel_std=0.01, **cfg):
     depth, _ = render_scene(scene, INTR, T_DOWN)
     depth = add_noise(depth, np.random.default_rng(seed), rel_std=rel_std, dropout=0.02)
-    det = RockDetector(PerceptionConfig(tray_size=TRAY, **cfg))
+    det = RockDetector(PerceptionConfig(tray_size=TRAY, **{**coarse_soil(scene), **cfg}))
     return det.detect(decode_depth(to_16uc1(depth), "16UC1", INTR), INTR, T_DOWN)
 
 

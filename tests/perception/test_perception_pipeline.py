@@ -36,10 +36,10 @@ def test_track_holds_while_the_bucket_hides_the_rock_then_resumes():
     lift = BucketPose((0.05, -0.02, 0.10), 0.0)
     scene.rocks[0] = (np.array([0.05 - 0.06, -0.02, 0.10 + 0.004 + 0.025]), 0.05, 0.0)
     carried = step(0.8, lift)
-    # Not a rock in the soil; its old place is in plain view and empty, so that is the reason given,
-    # and the last estimate is held.
-    assert not carried.detected and carried.reason == Reason.NONE_ABOVE_GROUND
-    assert np.linalg.norm(carried.position - truth) < 0.006 and carried.age_s > 0.5
+    # Not a rock in the soil: the rock in the bucket, and the track follows it there at once.
+    assert carried.detected and carried.in_bucket and carried.reason == Reason.IN_BUCKET
+    assert np.linalg.norm(carried.position[:2] - scene.rocks[0][0][:2]) < 0.01 and carried.age_s == 0.0
+    assert carried.candidates == []
     # Dropped back at a new place, away from the bucket: after re-acquisition the track follows.
     scene.rocks[0] = rock_on_ground(scene, (0.04, -0.03), 0.05, 0.3)
     outs = [step(1.0 + 0.1 * k) for k in range(4)]

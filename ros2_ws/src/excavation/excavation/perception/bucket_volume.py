@@ -17,10 +17,16 @@ from .errors import PerceptionInputError
 
 @dataclass(frozen=True)
 class BucketPose:
-    """Bucket tip position (m) and pitch (rad) in the tray frame, as in the observation."""
+    """Bucket pose in the tray frame: the tine tips' centre (m) and the bucket frame's orientation.
+
+    The orientation is a full rotation (``R``, 3x3, bucket frame -> tray frame) when the driver or the
+    simulator gives one -- a yawed or rolled bucket is masked where it really is; with ``R`` None it
+    is the pure pitch of the observation (rotation about tray y).
+    """
 
     tip_xyz: tuple[float, float, float]
     pitch: float
+    R: tuple | None = None
 
     def __post_init__(self) -> None:
         tip = np.asarray(self.tip_xyz, dtype=float)
@@ -30,10 +36,42 @@ class BucketPose:
             )
         object.__setattr__(self, "tip_xyz", tuple(float(v) for v in tip))
         object.__setattr__(self, "pitch", float(self.pitch))
+        if self.R is not None:
+            R = np.asarray(self.R, dtype=float)
+            if R.shape != (3, 3) or not np.all(np.isfinite(R)) or not np.allclose(R @ R.T, np.eye(3), atol=1e-4) \
+                    or np.linalg.det(R) < 0:
+                raise PerceptionInputError(f"bucket pose: R must be a finite 3x3 rotation matrix, got {self.R!r}")
+            object.__setattr__(self, "R", tuple(tuple(float(v) for v in row) for row in R))
+
+    @classmethod
+    def from_quaternion(cls, tip_xyz, q_xyzw) -> "BucketPose":
+        """From a position and a unit quaternion (x, y, z, w), e.g. a geometry_msgs/Pose."""
+        q = np.asarray(q_xyzw, dtype=float)
+        n = float(np.linalg.norm(q)) if q.shape == (4,) else 0.0
+        if not np.isfinite(n) or n < 1e-9:
+            raise PerceptionInputError(f"bucket pose: orientation must be a non-zero finite quaternion (x, y, z, w), got {q_xyzw!r}")
+        x, y, z, w = q / n
+        R = np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ])
+        return cls.from_matrix(np.block([[R, np.asarray(tip_xyz, float).reshape(3, 1)], [np.zeros((1, 3)), np.ones((1, 1))]]))
+
+    @classmethod
+    def from_matrix(cls, T_tray_bucket) -> "BucketPose":
+        """From a 4x4 transform of the bucket frame in the tray frame."""
+        T = np.asarray(T_tray_bucket, dtype=float)
+        if T.shape != (4, 4):
+            raise PerceptionInputError(f"bucket pose: expected a 4x4 transform, got shape {T.shape}")
+        R = T[:3, :3]
+        # Pitch of the observation: the tines' elevation (positive = tips down).
+        pitch = float(np.arctan2(-R[2, 0], np.hypot(R[0, 0], R[1, 0]))) if np.all(np.isfinite(R)) else float("nan")
+        return cls(tuple(T[:3, 3]), pitch, R)
 
     @property
     def rotation(self) -> np.ndarray:
-        return pitch_rotation(self.pitch)
+        return pitch_rotation(self.pitch) if self.R is None else np.asarray(self.R, dtype=float)
 
 
 def bucket_hull(geom: BucketGeometry = DEFAULT_BUCKET, margin: float = 0.0,
@@ -69,6 +107,18 @@ def points_in_bucket(
     d2 = (pb[:, 0] - f[0]) ** 2 + (pb[:, 1] - f[1]) ** 2
     wrist = (d2 <= arm_radius**2) & (pb[:, 2] >= f[2] - margin)
     return inside | wrist
+
+
+def points_in_load(points: np.ndarray, pose: BucketPose, geom: BucketGeometry = DEFAULT_BUCKET,
+                   margin: float = 0.008) -> np.ndarray:
+    """Boolean mask of tray-frame points (N,3) inside the bucket's load space, ``margin`` in from its
+    sides: between the back plate and the tine tips, across the tines' width, above the tines and below
+    the back plate's top. What lies there and is not the bucket is what the bucket carries."""
+    R = pose.rotation
+    pb = (points - np.asarray(pose.tip_xyz, dtype=points.dtype)) @ R.astype(points.dtype)
+    x0 = -geom.tine_length + max(geom.base_thickness, 0.0) + margin
+    return ((pb[:, 0] >= x0) & (pb[:, 0] <= -margin) & (np.abs(pb[:, 1]) <= geom.width / 2 - margin)
+            & (pb[:, 2] >= geom.tine_thickness / 2 + margin) & (pb[:, 2] <= geom.back_height))
 
 
 def bucket_boxes(pose: BucketPose, geom: BucketGeometry = DEFAULT_BUCKET, wrist_length: float = 0.15):

@@ -9,12 +9,58 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 
+COARSE_GRAIN_RATIO = 0.4
+"""Soil counts as coarse when its grains are at least this share of the smallest rock's size."""
+
+
 @dataclass(frozen=True)
 class PerceptionConfig:
     """Per-frame rock detection (depth -> points -> ground -> clusters -> rock centre)."""
 
     tray_size: tuple[float, float] = (0.20, 0.20)
     """Inner soil area of the tray along tray x and y (m), centred on the tray origin."""
+    soil_grain_size: float = 0.01
+    """Typical size of the soil's grains (m): sand, earth, gravel ~0.001-0.01; the simulator's
+    particles are its resolution. With grains much smaller than a rock (below ``COARSE_GRAIN_RATIO``
+    of the smallest rock) the soil is smooth at a rock's scale and rocks are told from it by height
+    above the local ground and a steep edge, whatever their shape (fine_soil.py). With grains about as
+    big as the rocks (coarse simulation) a grain is told from a rock by its spherical top and the
+    ground is the grains' upper envelope (the ``envelope_*``, ``flat_top_*`` and ``sphere_*`` fields)."""
+    rock_size_range: tuple[float, float] = (0.04, 0.12)
+    """Smallest and largest rock to expect (m, longest side)."""
+    ground_smoothing: float = 0.025
+    """Fine soil: standard deviation (m) of the Gaussian with which the ground follows the soil's
+    relief around the fitted plane. Relief wider than a few times this is ground; a heap as narrow
+    keeps about half of its height above it (and is told from a rock by its gentle edge)."""
+    ground_refits: int = 2
+    """Fine soil: times the local ground is refitted with the candidates found so far left out."""
+    ground_exclusion_margin: float = 0.01
+    """... each candidate grown by this much (m): its foot (soil pushed up around it, mixed pixels)."""
+    noise_seed_factor: float = 4.0
+    """Fine soil: a candidate must stand at least this many times the soil's robust roughness (cells
+    about the local ground) above it, and at least ``min_height_above_ground``."""
+    max_soil_relief: float = 0.02
+    """Fine soil: a candidate standing this much (m) above the local ground is a rock whatever its edge
+    (no soil heap left by digging stands so high on so small a footprint); a lower one needs a steep
+    edge (``min_edge_slope``)."""
+    min_edge_slope: float = 0.55
+    """Fine soil: slope (dz/dxy, 80th percentile around the candidate's outline) from which its edge
+    is steep: a rock's side. A smooth heap 15 mm high and 35 mm or more wide rises more gently."""
+    min_visible_area: float = 0.0004
+    """Fine soil: a candidate's footprint covers at least this much tray area (m^2; 20 x 20 mm: the
+    half of a 40 mm rock the bucket may leave in view)."""
+    load_margin: float = 0.008
+    """Rock in the bucket: points at least this far (m) inside the bucket's load space -- between back
+    plate and tine tips, between the side tines, above the tines, below the back plate's top -- are
+    load, not bucket (covers the bucket pose's error)."""
+    load_min_points: int = 12
+    load_min_extent: float = 0.02
+    """... and make a rock in the bucket when there are at least this many of them, spanning this much
+    (m), standing at least ``min_height_above_ground`` above the ground below them."""
+    candidate_tie: float = 0.005
+    """Choosing among several rocks: candidates within this much (m) of the most exposed one's
+    protrusion tie, and the one nearest the bucket's tip (or the tray's centre) wins. See
+    RockDetector.detect."""
     edge_margin: float = 0.005
     """The rock is searched in the tray area shrunk by this much (m): keeps wall tops and the mixed
     pixels at the wall edges out of the clusters."""
@@ -44,10 +90,10 @@ class PerceptionConfig:
     """A soil point is a ground inlier within max(sigma * robust std, min) of the plane (m)."""
     ground_max_slope: float = 0.25
     """A fitted slope steeper than this (dz/dx) is not believed; the constant model is used instead."""
-    min_height_above_ground: float = 0.015
-    """A blob must stand at least this high above the ground (the soil's upper envelope, m) to be a
-    rock candidate; soil bumps of ~10 mm are not. (12 mm finds a few more of the simulator's coarse
-    rocks that barely clear the grains, at the price of ~10 mm bumps under heavy depth noise.)"""
+    min_height_above_ground: float = 0.012
+    """A blob must stand at least this high above the ground (m; on coarse soil the grains' upper
+    envelope) to be a rock candidate. The simulator's coarse soil uses 15 mm (config/perception_sim.yaml):
+    fewer ~10 mm bumps under heavy depth noise, a few coarse rocks that barely clear the grains missed."""
     footprint_height: float = 0.005
     """A blob with cells above min_height_above_ground extends over its connected cells above this
     height (m, above the same ground): the rock's footprint, for its size, shape and centre, rather
@@ -147,9 +193,22 @@ class PerceptionConfig:
     prior_gate: float = 0.06
     """With a tracked position, the nearest candidate within this distance (m, in xy) is preferred."""
 
+    @property
+    def coarse_soil(self) -> bool:
+        """Whether the soil's grains are about as big as the rocks (see ``soil_grain_size``)."""
+        return self.soil_grain_size >= COARSE_GRAIN_RATIO * self.rock_size_range[0]
+
     def validate(self) -> "PerceptionConfig":
         if len(self.tray_size) != 2 or min(self.tray_size) <= 0:
             raise ValueError(f"PerceptionConfig.tray_size must be two positive lengths (m), got {self.tray_size}")
+        if len(self.rock_size_range) != 2 or not 0 < self.rock_size_range[0] <= self.rock_size_range[1]:
+            raise ValueError(f"PerceptionConfig.rock_size_range must be (smallest, largest) > 0 (m), got {self.rock_size_range}")
+        if not self.soil_grain_size >= 0:
+            raise ValueError(f"PerceptionConfig.soil_grain_size must be >= 0 (m), got {self.soil_grain_size}")
+        if self.ground_smoothing <= 0 or self.ground_refits < 0 or self.ground_exclusion_margin < 0:
+            raise ValueError("PerceptionConfig: need ground_smoothing > 0, ground_refits >= 0, ground_exclusion_margin >= 0")
+        if self.noise_seed_factor < 0 or self.min_edge_slope < 0 or self.min_visible_area < 0:
+            raise ValueError("PerceptionConfig: need noise_seed_factor, min_edge_slope, min_visible_area >= 0")
         if self.decimation < 1:
             raise ValueError(f"PerceptionConfig.decimation must be >= 1, got {self.decimation}")
         if self.median_ksize not in (0, 1, 3, 5):

@@ -1,16 +1,23 @@
-"""Per-frame rock detection: depth -> tray points -> ground -> height map -> blobs -> rock centre.
+"""Per-frame rock detection: depth -> tray points -> ground -> height map -> candidates -> the rock.
 
-Ground: a robust plane through the soil points (the median surface; it absorbs a calibration tilt),
-lifted to the soil's upper envelope when the soil shows grains (see heightmap.py): on soil whose
-grains are as big as a coarse simulation's, the surface is the top of the grains, and grains standing
-at it are not rocks. Blobs: connected cells of the height map standing at least
-``min_height_above_ground`` above that ground, grown down to ``footprint_height`` (hysteresis), kept
-when their size and shape fit the rock prior (area, length, width, not running along a wall) and
-their top is not a spherical cap -- a soil grain, however large (shape.py). On granular soil, when
-no blob stands out, flat faces among the grains' domes are the rock lying level with them
-(``flat_top_*``). Blobs against the bucket are judged on their cells clear of it.
+Shared by both soil kinds: the tray's points (median-filtered, decimated, cropped to the tray), the
+bucket's and the wrist's points removed (the bucket's full 6-DoF pose and the cell's bucket geometry),
+a robust plane through the soil, a height map of 5 mm cells above it. Then, by the soil's grain size
+(``PerceptionConfig.soil_grain_size``):
 
-The reported position is the rock's CENTRE in the tray frame (what the policy was trained on):
+* fine soil (grains much smaller than a rock; real soil): the ground is local -- the plane plus a
+  smooth correction refitted with the candidates left out -- and a rock is a blob standing above it by
+  height, a steep edge and footprint, whatever its shape (fine_soil.py);
+* coarse soil (grains as big as the rocks: a coarse simulation): the ground is the grains' upper
+  envelope and a blob whose top is a spherical cap is a grain (heightmap.py, shape.py); flat faces level
+  with the grains are rocks too (``flat_top_*``).
+
+Rock in the bucket: points inside the bucket's load space standing above the ground make the estimate
+``in_bucket`` (reason "rock in bucket", position = the load's), and blobs against the bucket are then
+never reported as rocks on the soil.
+
+Every candidate is reported (``RockEstimate.candidates``); the one to dig is chosen by the rule in
+candidates.py. Its position is the rock's CENTRE in the tray frame (what the policy was trained on):
 xy = mean of the occupied grid cells of the blob's upper half (each cell once, so the denser
 near-camera side faces do not pull it, and grains touching the rock's foot do not either; a flat
 face: its cells' mean moved half a rock behind the face, along its normal),
@@ -28,13 +35,16 @@ import cv2
 import numpy as np
 
 from ..contract import DEFAULT_BUCKET, BucketGeometry
-from .bucket_volume import BucketPose, points_in_bucket
+from .bucket_volume import BucketPose, points_in_bucket, points_in_load
+from .candidates import RockCandidate, choose
 from .camera import CameraIntrinsics, validate_pose
 from .clustering import Cluster, OccupancyGrid, mask_clusters
 from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
+from .fine_soil import blob_top, edge_slope, fit_local_ground, hysteresis
 from .ground import GroundPlane, fit_ground, robust_sigma
+from .local_ground import LocalGround
 from .heightmap import (
     UNKNOWN,
     cell_mean,
@@ -61,6 +71,7 @@ class Reason:
     NO_VALID_DEPTH = "no valid depth in the tray"
     OUTSIDE_GATE = "detection outside the tracking gate"
     TRACK_EXPIRED = "held estimate expired"
+    IN_BUCKET = "rock in bucket"
 
 
 @dataclass
@@ -70,7 +81,9 @@ class RockEstimate:
     ``position`` is the rock centre (m) or None when there is none to give (never made up).
     ``detected`` says whether this frame saw it; otherwise a tracker may hold the last position,
     ``age_s`` old. ``reason`` is a :class:`Reason` value. ``ground_height`` is the soil height at the
-    tray centre (m), None without valid depth.
+    tray centre (m), None without valid depth. ``in_bucket``: the rock is in the bucket (``position`` is
+    then the load's). ``candidates``: every rock seen on the soil, ``chosen`` the index of the one
+    ``position`` comes from (None when it does not come from a candidate).
     """
 
     position: np.ndarray | None
@@ -82,9 +95,12 @@ class RockEstimate:
     detected: bool = False
     num_candidates: int = 0
     top_height: float | None = None
-    ground: GroundPlane | None = None
+    ground: GroundPlane | LocalGround | None = None
     stamp_s: float = 0.0
     debug: dict = field(default_factory=dict, repr=False)
+    in_bucket: bool = False
+    candidates: list[RockCandidate] = field(default_factory=list)
+    chosen: int | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -98,6 +114,9 @@ class RockEstimate:
             "num_candidates": int(self.num_candidates),
             "top_height": self.top_height,
             "stamp_s": float(self.stamp_s),
+            "in_bucket": bool(self.in_bucket),
+            "candidates": [c.as_dict() for c in self.candidates],
+            "chosen": self.chosen,
         }
 
 
@@ -155,7 +174,7 @@ class RockDetector:
         if depth_m.dtype != np.float32:
             raise PerceptionInputError(f"depth image: detect() takes decoded float32 metres, got {depth_m.dtype}")
 
-        def none(reason: str, ground: GroundPlane | None = None, **dbg) -> RockEstimate:
+        def none(reason: str, ground=None, **dbg) -> RockEstimate:
             return RockEstimate(None, 0.0, reason, None if ground is None else ground.height, ground=ground,
                                 stamp_s=stamp_s, debug=dbg)
 
@@ -185,64 +204,147 @@ class RockDetector:
         if bucket is not None and len(pts):
             in_bucket = points_in_bucket(pts, bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
                                          cfg.bucket_tip_margin)
+            load = points_in_load(pts, bucket, self.geom, cfg.load_margin)
         else:
             in_bucket = np.zeros(len(pts), bool)
+            load = in_bucket
         n_bucket = int(in_bucket.sum())
+        load_pts = pts[load]
         band = pts[:, 2] <= cfg.z_range[1]
         pts, in_bucket = pts[band], in_bucket[band]
         soil = pts[~in_bucket]
         gmask = (np.abs(soil[:, 0]) <= self._ground_half[0]) & (np.abs(soil[:, 1]) <= self._ground_half[1])
         if int(gmask.sum()) < cfg.min_ground_points:
+            if self._is_load(load_pts):  # the bucket fills the view, a rock in it
+                return self._in_bucket(load_pts, None, bucket, [], stamp_s, {"roi": roi})
             reason = Reason.OCCLUDED_BY_BUCKET if n_bucket >= cfg.min_ground_points else Reason.NO_VALID_DEPTH
             return none(reason, roi=roi, num_points=len(pts), num_bucket_points=n_bucket)
-        ground = fit_ground(soil[gmask], cfg.ground_model, cfg.ground_fit_max_points, cfg.ground_fit_iterations,
-                            cfg.ground_inlier_sigma, cfg.ground_inlier_min, cfg.ground_max_slope)
+        plane = fit_ground(soil[gmask], cfg.ground_model, cfg.ground_fit_max_points, cfg.ground_fit_iterations,
+                           cfg.ground_inlier_sigma, cfg.ground_inlier_min, cfg.ground_max_slope)
 
-        # Height map (mean height per cell, above the fitted plane) and the soil's upper envelope.
-        h = soil[:, 2] - ground.height_at(soil[:, 0], soil[:, 1])
+        # Height map (mean height per cell, above the fitted plane).
+        h = soil[:, 2] - plane.height_at(soil[:, 0], soil[:, 1])
         below_arm = h < cfg.max_height_above_ground
         soil, h = soil[below_arm], h[below_arm]
         iy, ix = self._grid.cells(soil[:, :2])
         hm = fill_small_holes(cell_mean(iy, ix, h, self._grid.shape))
-        # Peaks of the soil only: clear of the walls (wall tops, mixed pixels at the walls) and of the
-        # bucket (mixed pixels at its edges).
+        # Soil cells for the ground: clear of the walls (wall tops, mixed pixels at the walls) and of
+        # the bucket (mixed pixels at its edges).
         soil_cells = self._ground_cells
-        near_bucket = None
+        near_bucket = excl = None
         if n_bucket:
-            near_bucket = cv2.dilate(self._grid.occupancy(pts[in_bucket, :2]), np.ones((3, 3), np.uint8)) > 0
+            occ = self._grid.occupancy(pts[in_bucket, :2])
+            near_bucket = cv2.dilate(occ, np.ones((3, 3), np.uint8)) > 0
             soil_cells = soil_cells & ~near_bucket
+            excl = occ
+        pc = _Points(soil, h, iy, ix, hm, soil_cells, near_bucket, excl)
+        if cfg.coarse_soil:
+            ground, rel_pts, cands, dbg = self._coarse(plane, pc, pts[in_bucket] if n_bucket else None)
+        else:
+            ground, rel_pts, cands, dbg = self._fine(plane, pc)
+        dbg.update(roi=roi, num_points=len(pts), num_bucket_points=n_bucket)
+        found = self._candidates(soil, rel_pts, ground, cands)
+        if len(load_pts):
+            hl = load_pts[:, 2] - ground.height_at(load_pts[:, 0], load_pts[:, 1])
+            load_pts = load_pts[hl >= cfg.min_height_above_ground]
+            if self._is_load(load_pts):
+                # The rock is in the bucket: what stands out against the bucket is that rock (its
+                # part outside the load space) or the bucket's own edges, never a rock on the soil.
+                found = [f for f in found if not f.touches_bucket]
+                return self._in_bucket(load_pts, ground, bucket, found, stamp_s, dbg)
+        if not found:
+            occluded = n_bucket >= cfg.min_cluster_points
+            if occluded and prior_xy is not None:
+                # With a last known position, blame the bucket only if it is what the camera sees there
+                # (or the rock sits inside its volume); else the rock has really gone from the soil.
+                pxy = np.asarray(prior_xy, dtype=float)[:2]
+                prior = np.array([pxy[0], pxy[1], float(ground.height_at(pxy[0], pxy[1]))])
+                occluded = bool(points_in_bucket(prior[None], bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
+                                                 cfg.bucket_tip_margin)[0]) \
+                    or self._hidden_at(depth_m, intrinsics, T, prior)
+            return none(Reason.OCCLUDED_BY_BUCKET if occluded else Reason.NONE_ABOVE_GROUND, ground, **dbg)
+        best = choose(found, prior_xy, cfg.prior_gate, cfg.candidate_tie,
+                      None if bucket is None else bucket.tip_xyz)
+        c = found[best]
+        return RockEstimate(
+            c.position.copy(), c.confidence, Reason.DETECTED, ground.height, 0.0, c.num_points, True, len(found),
+            c.top, ground, stamp_s, dbg, candidates=found, chosen=best,
+        )
+
+    # -- candidates on fine soil ---------------------------------------------------------------
+
+    def _fine(self, plane: GroundPlane, pc: "_Points"):
+        """Local ground and the blobs standing out of it by height and a steep edge (fine_soil.py)."""
+        cfg = self.config
+        known = pc.hm > UNKNOWN / 2
+        ground, rel, seed, slope, excl = fit_local_ground(pc.hm, known, pc.soil_cells & known, plane,
+                                                          tuple(self._grid.lo), cfg)
+        rel_pts = pc.h - ground.correction_at(pc.soil[:, 0], pc.soil[:, 1]).astype(np.float32)
+        low = max(cfg.footprint_height, 2.0 * ground.residual_std)
+        n, lab = hysteresis(rel, seed, low, known)
+        mask = (lab > 0).astype(np.uint8)
+        pick = (rel_pts >= low) & (mask[pc.iy, pc.ix] > 0)
+        labels: list = []
+        clusters = mask_clusters(mask, self._grid.cell, (pc.iy[pick], pc.ix[pick]), cfg.close_iterations, pc.excl,
+                                 self._wall_band, labels)
+        verdicts = []
+        for c in clusters:
+            blob = labels[0] == c.label
+            top = blob_top(rel, blob & known) if (blob & known).any() else 0.0
+            edge = edge_slope(slope, blob, known)
+            info = {"top": top, "edge_slope": edge}
+            if not (len(c.indices) >= cfg.min_cluster_points and c.area >= cfg.min_visible_area
+                    and c.length <= cfg.max_cluster_extent and c.width >= cfg.min_cluster_width
+                    and c.band_fraction <= cfg.max_wall_fraction):
+                verdicts.append(("size", info))
+            elif top < seed:
+                verdicts.append(("low", info))
+            elif top < cfg.max_soil_relief and edge < cfg.min_edge_slope:
+                verdicts.append(("gentle edge: soil relief", info))
+            else:
+                verdicts.append(("rock", info))
+        cands = [(c, pick, False) for c, v in zip(clusters, verdicts) if v[0] == "rock"]
+        dbg = {"soil": "fine", "seed_height": seed, "roughness": ground.residual_std, "num_clusters": len(clusters),
+               "clusters": [{"area": c.area, "length": c.length, "width": c.width, "touches": c.touches,
+                             "verdict": v[0], **v[1]} for c, v in zip(clusters, verdicts)]}
+        if self.debug_maps:
+            dbg.update(height_map=pc.hm, rel=rel, slope=slope, excluded=excl, mask=mask, labels=labels[0])
+        return ground, rel_pts, cands, dbg
+
+    # -- candidates on coarse soil -------------------------------------------------------------
+
+    def _coarse(self, plane: GroundPlane, pc: "_Points", bucket_pts: np.ndarray | None):
+        """The grains' upper envelope as ground; blobs above it that are not a grain's spherical cap;
+        flat faces level with the grains."""
+        cfg = self.config
+        hm, soil_cells, near_bucket = pc.hm, pc.soil_cells, pc.near_bucket
+        iy, ix = pc.iy, pc.ix
         peaks, prow, pcol = suppress_near_peaks(*peak_heights(np.where(soil_cells, hm, UNKNOWN), cfg.peak_min_dynamic),
                                                 0.5 * cfg.rock_nominal_size / cfg.cell_size)
         # Rough soil: the plane's inliers scatter; or the height map does and shows many peaks -- a
         # large flat rock can hold the robust plane on itself and leave the grains around it as
         # outliers (a heap on smooth soil spreads the heights too, but makes no field of peaks).
-        rough = ground.residual_std >= cfg.envelope_rough_sigma
+        rough = plane.residual_std >= cfg.envelope_rough_sigma
         if not rough and len(peaks) >= cfg.envelope_min_peaks:
             cells = hm[soil_cells & (hm > UNKNOWN / 2)]
             rough = len(cells) >= 10 and robust_sigma(cells) >= cfg.envelope_rough_sigma
         env = envelope_offset(peaks, cfg.envelope_min_peaks, cfg.envelope_quantile, rough=rough)
-        ground = replace(ground, c=ground.c + env)
+        ground = replace(plane, c=plane.c + env)
         rel = hm - np.float32(env)
         granular = bool(env > 0.0)  # rough soil, the ground lifted to the envelope of its grains
         excl = None
-        if n_bucket:
-            bp = pts[in_bucket]
-            hb = bp[:, 2] - ground.height_at(bp[:, 0], bp[:, 1])
-            bxy = bp[hb > cfg.min_height_above_ground, :2]
+        if bucket_pts is not None:
+            hb = bucket_pts[:, 2] - ground.height_at(bucket_pts[:, 0], bucket_pts[:, 1])
+            bxy = bucket_pts[hb > cfg.min_height_above_ground, :2]
             if len(bxy):
                 excl = self._grid.occupancy(bxy)
-        rel_pts = h - env
+        rel_pts = pc.h - env
 
         # Blobs standing out: the connected part of the map above the footprint height that holds
         # cells min_height_above_ground above the ground (hysteresis); the full footprint (not only
         # the top) gives the size checks and the centre. A soil grain's spherical cap is no rock.
-        seed = rel >= cfg.min_height_above_ground
-        mask = (rel >= cfg.footprint_height).astype(np.uint8)
-        n_lab, lab = cv2.connectedComponents(mask, connectivity=8)
-        has_seed = np.zeros(n_lab, bool)
-        has_seed[lab[seed]] = True
-        has_seed[0] = False
-        mask = has_seed[lab].astype(np.uint8)
+        _, lab = hysteresis(rel, cfg.min_height_above_ground, cfg.footprint_height, np.ones(rel.shape, bool))
+        mask = (lab > 0).astype(np.uint8)
         pick = (rel_pts >= cfg.footprint_height) & (mask[iy, ix] > 0)
         labels: list = []
         clusters = mask_clusters(mask, self._grid.cell, (iy[pick], ix[pick]), cfg.close_iterations, excl,
@@ -266,74 +368,76 @@ class RockDetector:
                     verdicts.append((v, {"flat_top": True}))
                     if v == "rock":
                         cands.append((c, fpick, True))
-        dbg = {"roi": roi, "num_points": len(pts), "num_bucket_points": n_bucket, "num_clusters": len(clusters),
-               "envelope_offset": env, "num_peaks": len(peaks), "granular": granular,
+        dbg = {"soil": "coarse", "num_clusters": len(clusters), "envelope_offset": env, "num_peaks": len(peaks),
+               "granular": granular,
                "clusters": [{"area": c.area, "length": c.length, "width": c.width, "touches": c.touches,
                              "verdict": v[0], **v[1]} for c, v in zip(clusters, verdicts)]}
         if self.debug_maps:
             dbg.update(height_map=hm, peaks=(peaks, prow, pcol), mask=mask, plane=ground, labels=labels[0],
                        flat_tops=flat)
-        if not cands:
-            occluded = n_bucket >= cfg.min_cluster_points
-            if occluded and prior_xy is not None:
-                # With a last known position, blame the bucket only if it is what the camera sees there
-                # (or the rock sits inside its volume); else the rock has really gone from the soil.
-                pxy = np.asarray(prior_xy, dtype=float)[:2]
-                prior = np.array([pxy[0], pxy[1], float(ground.height_at(pxy[0], pxy[1]))])
-                occluded = bool(points_in_bucket(prior[None], bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
-                                                 cfg.bucket_tip_margin)[0]) \
-                    or self._hidden_at(depth_m, intrinsics, T, prior)
-            return none(Reason.OCCLUDED_BY_BUCKET if occluded else Reason.NONE_ABOVE_GROUND, ground, **dbg)
+        return ground, rel_pts, cands, dbg
 
-        # Centre from the blob's upper half (above halfway between the ground and its top): the whole
-        # rock there, whatever grains touch its lower part. A flat top: its whole face.
-        centres, normals = [], []
-        for k, kpick, is_flat in cands:
-            kp = soil[kpick]
+    # -- from blobs to rocks -------------------------------------------------------------------
+
+    def _candidates(self, soil: np.ndarray, rel_pts: np.ndarray, ground, cands) -> list["_Found"]:
+        """Centre, protrusion and confidence of each blob judged a rock."""
+        cfg = self.config
+        out = []
+        for c, kpick, is_flat in cands:
+            kp, kr = soil[kpick], rel_pts[kpick]
+            # Centre from the blob's upper half (above halfway between the ground and its top): the
+            # whole rock there, whatever grains touch its lower part. A flat top: its whole face, and
+            # the rock's centre half a rock behind it along its normal (a tilted face's own centre is
+            # off the rock's by up to half the rock's size, downhill).
             if is_flat:
-                cxy, n = self._cell_centroid(kp, k.indices, with_normal=True)
+                xy, n = self._cell_centroid(kp, c.indices, with_normal=True)
+                xy = xy - cfg.rock_half_height * n[:2]
             else:
-                r = rel_pts[kpick][k.indices]
+                r = kr[c.indices]
                 level = max(cfg.footprint_height, 0.5 * float(np.percentile(r, cfg.top_percentile)))
-                sel = k.indices[r >= level]
-                cxy, n = self._cell_centroid(kp, sel if len(sel) >= 3 else k.indices), np.array([0.0, 0.0, 1.0])
-            centres.append(cxy)
-            normals.append(n)
-        best = max(range(len(cands)), key=lambda i: cands[i][0].area)
-        if prior_xy is not None and len(cands) > 1:
-            d = [float(np.hypot(*(cxy - np.asarray(prior_xy)[:2]))) for cxy in centres]
-            near = int(np.argmin(d))
-            if d[near] <= cfg.prior_gate:
-                best = near
-        c, cpick, is_flat = cands[best]
-        xy = centres[best]
-        # A flat face's centre: the rock's centre lies half a rock behind it, along its normal (a
-        # tilted face's own centre is off the rock's by up to half the rock's size, downhill).
-        xy = xy - cfg.rock_half_height * normals[best][:2]
-        cp, crel = soil[cpick][c.indices], rel_pts[cpick][c.indices]
-        hi = crel >= cfg.min_height_above_ground
-        cz = cp[hi, 2] if hi.any() and not is_flat else cp[:, 2]
-        top = float(np.percentile(cz, cfg.top_percentile))
-        g = float(ground.height_at(xy[0], xy[1]))
-        protrusion = top - g
-        zc = top - max(cfg.rock_half_height, protrusion / 2)
+                sel = c.indices[r >= level]
+                xy = self._cell_centroid(kp, sel if len(sel) >= 3 else c.indices)
+            cp, crel = kp[c.indices], kr[c.indices]
+            hi = crel >= cfg.min_height_above_ground
+            cz = cp[hi, 2] if hi.any() and not is_flat else cp[:, 2]
+            top = float(np.percentile(cz, cfg.top_percentile))
+            protrusion = top - float(ground.height_at(xy[0], xy[1]))
+            zc = top - max(cfg.rock_half_height, protrusion / 2)
+            # Confidence: enough of a rock-sized blob, standing clearly out of the soil (or flat-topped
+            # among grains: half the score), not clipped by the bucket. Each factor in [0, 1]; the
+            # tracker weighs detections by it. A blob against the bucket may be only the visible sliver
+            # of a rock under it, its centroid off by up to half a rock: trust it in proportion to how
+            # much of a whole rock it shows.
+            size_score = min(1.0, c.area / (0.5 * cfg.rock_nominal_size**2))
+            height_score = min(1.0, max(protrusion, 0.0) / (2 * cfg.min_height_above_ground))
+            if is_flat:
+                height_score = max(height_score, 0.5)
+            touch = 0.8 * min(1.0, c.area / cfg.rock_nominal_size**2) if c.touches else 1.0
+            conf = float(np.clip(size_score * height_score * touch, 0.0, 1.0))
+            out.append(_Found(np.array([xy[0], xy[1], zc]), protrusion, c.area, conf, bool(c.touches), top,
+                              len(c.indices)))
+        return out
 
-        # Confidence: enough of a rock-sized blob, standing clearly out of the soil (or flat-topped
-        # among grains: half the score), unambiguous, not clipped by the bucket. Each factor in [0, 1];
-        # the tracker weighs detections by it.
-        size_score = min(1.0, c.area / (0.5 * cfg.rock_nominal_size**2))
-        height_score = min(1.0, max(protrusion, 0.0) / (2 * cfg.min_height_above_ground))
-        if is_flat:
-            height_score = max(height_score, 0.5)
-        ambiguity = c.area / sum(k[0].area for k in cands)
-        # A blob against the bucket may be only the visible sliver of a rock under it, its centroid
-        # off by up to half a rock: trust it in proportion to how much of a whole rock it shows.
-        touch = 0.8 * min(1.0, c.area / cfg.rock_nominal_size**2) if c.touches else 1.0
-        conf = float(np.clip(size_score * height_score * ambiguity * touch, 0.0, 1.0))
-        return RockEstimate(
-            np.array([xy[0], xy[1], zc]), conf, Reason.DETECTED, ground.height, 0.0, len(c.indices), True,
-            len(cands), top, ground, stamp_s, dbg,
-        )
+    def _is_load(self, load_pts: np.ndarray) -> bool:
+        cfg = self.config
+        if len(load_pts) < cfg.load_min_points:
+            return False
+        ext = np.percentile(load_pts[:, :2], 95, axis=0) - np.percentile(load_pts[:, :2], 5, axis=0)
+        return bool(np.max(ext) >= cfg.load_min_extent)
+
+    def _in_bucket(self, load_pts: np.ndarray, ground, bucket: BucketPose, found: list, stamp_s: float,
+                   dbg: dict) -> RockEstimate:
+        """The rock in the bucket: xy the load's cell centroid, z halfway between its top and the tines."""
+        cfg = self.config
+        xy = self._cell_centroid(load_pts, np.arange(len(load_pts)))
+        top = float(np.percentile(load_pts[:, 2], cfg.top_percentile))
+        tines = float(bucket.tip_xyz[2])
+        zc = max(0.5 * (top + tines), top - cfg.rock_size_range[1] / 2)
+        conf = float(min(1.0, len(load_pts) / (4.0 * cfg.load_min_points)))
+        dbg = dict(dbg, num_load_points=len(load_pts))
+        return RockEstimate(np.array([xy[0], xy[1], zc]), conf, Reason.IN_BUCKET,
+                            None if ground is None else ground.height, 0.0, len(load_pts), True, len(found), top,
+                            ground, stamp_s, dbg, in_bucket=True, candidates=found, chosen=None)
 
     def _flat_tops(self, rel: np.ndarray, soil_cells: np.ndarray) -> np.ndarray:
         """Cells of flat faces reaching the soil's envelope: windows of flat_top_window whose cells lie
@@ -436,6 +540,26 @@ class RockDetector:
                 (a, b), *_ = np.linalg.lstsq(A, d[:, 2], rcond=None)
                 n = np.array([-a, -b, 1.0]) / np.sqrt(a * a + b * b + 1.0)
         return xy, n
+
+
+@dataclass
+class _Points:
+    """The soil points of one frame and their height map (shared by both soil kinds)."""
+
+    soil: np.ndarray
+    h: np.ndarray  # height above the plane per point
+    iy: np.ndarray
+    ix: np.ndarray
+    hm: np.ndarray  # height map above the plane
+    soil_cells: np.ndarray
+    near_bucket: np.ndarray | None
+    excl: np.ndarray | None  # occupancy of the bucket's points: blobs touching it are flagged
+
+
+@dataclass(frozen=True)
+class _Found(RockCandidate):
+    top: float = 0.0
+    num_points: int = 0
 
 
 def with_tray_size(config: PerceptionConfig, tray_size) -> PerceptionConfig:

@@ -55,13 +55,14 @@ class RockTracker:
         reason = det.reason
         if fresh:
             p = np.asarray(det.position, dtype=float)
-            if self._pos is None:
+            if self._pos is None or det.in_bucket:
+                # A rock seen in the bucket is where the bucket carried it: no gate to pass.
                 self._accept(p, det.confidence, t, reset=True)
-                return self._out(det, t, True, Reason.DETECTED)
+                return self._out(det, t, True, det.reason)
             if np.linalg.norm(p - self._pos) <= cfg.gate:
                 self._pending.clear()
                 self._accept(p, det.confidence, t)
-                return self._out(det, t, True, Reason.DETECTED)
+                return self._out(det, t, True, det.reason)
             # Out of the gate: remember it; several agreeing ones in a row mean the rock moved.
             if self._pending and np.linalg.norm(p - self._pending[-1]) > cfg.reacquire_radius:
                 self._pending.clear()
@@ -69,7 +70,7 @@ class RockTracker:
             if len(self._pending) >= cfg.reacquire_frames:
                 self._accept(np.mean(self._pending, axis=0), det.confidence, t, reset=True)
                 self._pending.clear()
-                return self._out(det, t, True, Reason.DETECTED)
+                return self._out(det, t, True, det.reason)
             reason = Reason.OUTSIDE_GATE
         else:
             self._pending.clear()
@@ -85,7 +86,8 @@ class RockTracker:
     def _out(self, det: RockEstimate, t: float, fresh: bool, reason: str) -> RockEstimate:
         cfg = self.config
         base = dict(ground_height=det.ground_height, num_points=det.num_points, num_candidates=det.num_candidates,
-                    top_height=det.top_height, ground=det.ground, stamp_s=t, debug=det.debug)
+                    top_height=det.top_height, ground=det.ground, stamp_s=t, debug=det.debug,
+                    candidates=det.candidates, chosen=det.chosen)
         if self._pos is None:
             return RockEstimate(None, 0.0, reason, **base)
         age = 0.0 if fresh else t - (self._last_seen if self._last_seen is not None else t)
@@ -102,4 +104,5 @@ class RockTracker:
             self._last_stamp = t
             return RockEstimate(None, 0.0, Reason.TRACK_EXPIRED, **base)
         conf = self._conf * math.exp(-age / cfg.confidence_time_constant)
-        return RockEstimate(self._pos.copy(), conf, reason, age_s=age, detected=fresh, **base)
+        return RockEstimate(self._pos.copy(), conf, reason, age_s=age, detected=fresh,
+                            in_bucket=fresh and det.in_bucket, **base)

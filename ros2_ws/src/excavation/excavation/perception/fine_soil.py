@@ -1,0 +1,103 @@
+"""Rock candidates on soil whose grains are much smaller than a rock (real soil, fine simulation).
+
+There the soil's own relief is smooth at the scale of a rock, and a rock is told from the soil by what
+a height map cell knows -- not by the shape of its top (round, flat, faceted and elongated rocks are all
+rocks):
+
+* height above the *local* ground (``local_ground``): a plane plus a smooth correction, refitted with
+  the rock candidates left out, so slopes and +-15 mm of relief are ground and a rock does not lift the
+  ground under itself;
+* its edge: a rock stands out of the soil with a steep side (it lies on or in the soil), a soil heap
+  rises gently. A candidate taller than the soil's relief (``max_soil_relief``) is a rock whatever its
+  edge; a lower one must have a steep edge;
+* its footprint: at least ``min_visible_area`` and rock-like proportions (the caller's checks).
+
+Thresholds grow with the soil's measured roughness (``noise_seed_factor``), so a noisy or grainy
+surface does not make rocks of its own texture.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .config import PerceptionConfig
+from .ground import GroundPlane, robust_sigma
+from .heightmap import UNKNOWN
+from .local_ground import LocalGround, correction_map, smooth_known
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def slope_map(hm: np.ndarray, known: np.ndarray, cell: float) -> np.ndarray:
+    """Gradient magnitude (dz/dxy) of the height map, 3x3 Sobel: its built-in averaging keeps the
+    cells' depth noise from reading as slope. Unknown cells are filled with a smooth average of their
+    known neighbours first, so holes (dropouts, the bucket's shadow) make no steps."""
+    fill, _ = smooth_known(hm, known, 1.5)
+    h = np.where(known, hm, fill).astype(np.float32)
+    gx = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE) / (8.0 * cell)
+    gy = cv2.Sobel(h, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE) / (8.0 * cell)
+    return np.hypot(gx, gy)
+
+
+def edge_slope(slope: np.ndarray, blob: np.ndarray, known: np.ndarray, percentile: float = 80.0) -> float:
+    """How steeply a blob rises from the soil: a high percentile of the slope in the ring of cells
+    just inside and outside its outline (known cells only; 0 when none)."""
+    b = blob.astype(np.uint8)
+    ring = (cv2.dilate(b, _K3) > 0) & ~(cv2.erode(b, _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0) & known
+    if not ring.any():
+        return 0.0
+    return float(np.percentile(slope[ring], percentile))
+
+
+def hysteresis(rel: np.ndarray, seed: float, low: float, allowed: np.ndarray) -> tuple[int, np.ndarray]:
+    """(count, label image) of the connected regions of cells >= ``low`` that hold a cell >= ``seed``."""
+    mask = ((rel >= low) & allowed).astype(np.uint8)
+    n, lab = cv2.connectedComponents(mask, connectivity=8)
+    has_seed = np.zeros(n, bool)
+    has_seed[lab[(rel >= seed) & (mask > 0)]] = True
+    has_seed[0] = False
+    keep = np.cumsum(has_seed) * has_seed  # relabel the kept regions 1..k
+    return int(has_seed.sum()), keep[lab].astype(np.int32)
+
+
+def blob_top(rel: np.ndarray, blob: np.ndarray) -> float:
+    return float(np.percentile(rel[blob], 90.0))
+
+
+def fit_local_ground(hm: np.ndarray, known: np.ndarray, soil: np.ndarray, plane: GroundPlane,
+                     grid_lo: tuple[float, float], cfg: PerceptionConfig):
+    """Local ground, rock candidates excluded: fit, find what stands out, leave it out, refit.
+
+    ``hm`` holds heights above ``plane``; ``soil`` marks the cells the ground may be fitted on (known,
+    clear of the walls and the bucket). Returns (LocalGround, rel = height above it with UNKNOWN where
+    no data, seed threshold, slope map, excluded cells).
+    """
+    sigma = cfg.ground_smoothing / cfg.cell_size
+    slope = slope_map(hm, known, cfg.cell_size)
+    grow = max(1, int(round(cfg.ground_exclusion_margin / cfg.cell_size)))
+    excl = np.zeros(hm.shape, bool)
+    for it in range(cfg.ground_refits + 1):
+        fit_on = soil & ~excl
+        # First pass: heights above the plane, before any smoothing could follow a rock up; only
+        # steep-edged blobs are left out then (relief wider than a rock can stand higher than
+        # max_soil_relief above a plane). Later passes: above the local ground.
+        corr = correction_map(hm, fit_on, sigma) if it else np.zeros(hm.shape, np.float32)
+        rel = np.where(known, hm - corr, UNKNOWN).astype(np.float32)
+        vals = rel[fit_on]
+        rough = robust_sigma(vals) if len(vals) >= 20 else 0.0
+        seed = max(cfg.min_height_above_ground, cfg.noise_seed_factor * rough)
+        n, lab = hysteresis(rel, seed, max(cfg.footprint_height, 2.0 * rough), known)
+        new = np.zeros(hm.shape, bool)
+        for k in range(1, n + 1):
+            blob = lab == k
+            if (it and blob_top(rel, blob) >= cfg.max_soil_relief) or edge_slope(slope, blob, known) >= cfg.min_edge_slope:
+                new |= blob
+        if new.any():
+            new = cv2.dilate(new.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
+        new |= excl
+        if it and np.array_equal(new, excl):
+            break
+        excl = new
+    ground = LocalGround(plane, corr, (float(grid_lo[0]), float(grid_lo[1])), cfg.cell_size, rough)
+    return ground, rel, seed, slope, excl
