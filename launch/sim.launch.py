@@ -79,7 +79,9 @@ def generate_launch_description():
     sim_robot = Node(package=PACKAGE, executable="sim_robot", name="sim_robot", output="screen", parameters=[config])
     perception = Node(
         package=PACKAGE, executable="perception", name="perception", output="screen",
-        parameters=[config, {"depth_topic": depth_topic, "info_topic": info_topic, "qos_reliability": qos}],
+        parameters=[config, {"depth_topic": depth_topic, "info_topic": info_topic, "qos_reliability": qos,
+                             # The simulator's grains are its resolution: picks the soil kind.
+                             "soil_grain_size": PythonExpression([LaunchConfiguration("resolution"), " / 1000.0"])}],
     )
     policy = Node(
         package=PACKAGE, executable="policy", name="policy", output="screen",

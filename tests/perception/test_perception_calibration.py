@@ -10,7 +10,7 @@ import yaml
 
 from excavation.perception import PerceptionInputError, TrayCalibration, load_calibration, look_at, save_calibration
 from excavation.perception.calibrate_cli import main
-from excavation.perception.synthetic import TrayScene, add_noise, d435_intrinsics, render_scene, to_16uc1
+from box_scenes import TrayScene, add_noise, d435_intrinsics, render_scene, to_16uc1
 
 INTR = d435_intrinsics()
 TRAY = (0.24, 0.18)

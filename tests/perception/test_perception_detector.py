@@ -1,10 +1,10 @@
-"""Rock detection on synthetic scenes of known geometry (ray-cast boxes, see perception.synthetic)."""
+"""Rock detection on synthetic scenes of known geometry (ray-cast boxes, see bench/box_scenes.py)."""
 
 import numpy as np
 import pytest
 
 from excavation.perception import BucketPose, PerceptionConfig, Reason, RockDetector, decode_depth, look_at
-from excavation.perception.synthetic import (
+from box_scenes import (
     ID_ROCK,
     TrayScene,
     add_noise,

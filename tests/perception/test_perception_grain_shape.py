@@ -11,7 +11,7 @@ from excavation.perception import BucketPose, PerceptionConfig, Reason, RockDete
 from excavation.perception.bucket_volume import points_in_bucket
 from excavation.perception.heightmap import UNKNOWN, local_plane_rms
 from excavation.perception.shape import top_shape
-from excavation.perception.synthetic import (
+from box_scenes import (
     TrayScene,
     add_noise,
     d435_intrinsics,

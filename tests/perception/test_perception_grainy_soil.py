@@ -15,7 +15,7 @@ from excavation.perception.heightmap import (
     peak_heights,
     suppress_near_peaks,
 )
-from excavation.perception.synthetic import (
+from box_scenes import (
     TrayScene,
     add_noise,
     d435_intrinsics,

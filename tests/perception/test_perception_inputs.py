@@ -16,7 +16,7 @@ from excavation.perception import (
     look_at,
 )
 from excavation.perception.bucket_volume import BucketPose
-from excavation.perception.synthetic import TrayScene, d435_intrinsics, render_scene, rock_on_ground, to_16uc1
+from box_scenes import TrayScene, d435_intrinsics, render_scene, rock_on_ground, to_16uc1
 
 INTR = d435_intrinsics()
 T = look_at([0.0, 0.0, 0.6], [0.0, 0.0, 0.0], up=(1.0, 0.0, 0.0))

@@ -3,7 +3,7 @@
 import numpy as np
 
 from excavation.perception import BucketPose, Reason, RockPerception, TrayCalibration, look_at
-from excavation.perception.synthetic import TrayScene, add_noise, d435_intrinsics, render_scene, rock_on_ground, to_16uc1
+from box_scenes import TrayScene, add_noise, d435_intrinsics, render_scene, rock_on_ground, to_16uc1
 
 INTR = d435_intrinsics()
 T = look_at([0.0, 0.0, 0.6], [0.0, 0.0, 0.0], up=(1.0, 0.0, 0.0))

@@ -64,6 +64,7 @@ def build_commands(a) -> dict[str, list[str]]:
     overrides["sim_world"]["use_sim_time"] = False
     if a.resolution is not None:
         overrides["sim_world"]["resolution_mm"] = float(a.resolution)
+        overrides["perception"]["soil_grain_size"] = float(a.resolution) / 1000.0
     if a.seed is not None:
         overrides["sim_world"]["seed"] = int(a.seed)
     if a.randomization is not None:

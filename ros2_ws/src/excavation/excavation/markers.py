@@ -29,6 +29,24 @@ def rock_marker(stamp, xyz, size: float = 0.05, detected: bool = True):
     return m
 
 
+CANDIDATE_IDS = 100
+"""Candidate markers take ids from here on (namespace "rock_candidates")."""
+
+
+def candidate_markers(stamp, positions, chosen: int | None, size: float = 0.04):
+    """One small sphere per rock candidate (the chosen one is drawn by rock_marker)."""
+    from visualization_msgs.msg import Marker
+
+    out = []
+    for k, xyz in enumerate(positions):
+        rgba = (0.9, 0.6, 0.1, 0.9) if k == chosen else (0.9, 0.9, 0.2, 0.6)
+        m = _marker(stamp, "rock_candidates", CANDIDATE_IDS + k, Marker.SPHERE, rgba)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in xyz)
+        m.scale.x = m.scale.y = m.scale.z = float(size)
+        out.append(m)
+    return out
+
+
 def ground_marker(stamp, height: float, tray_size=(0.16, 0.16)):
     from visualization_msgs.msg import Marker
 
@@ -65,4 +83,4 @@ def marker_array(markers):
     return MarkerArray(markers=[m for m in markers if m is not None])
 
 
-__all__ = ["bucket_marker", "ground_marker", "marker_array", "rock_marker", "target_marker"]
+__all__ = ["bucket_marker", "candidate_markers", "ground_marker", "marker_array", "rock_marker", "target_marker"]

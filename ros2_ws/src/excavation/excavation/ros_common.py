@@ -37,6 +37,8 @@ SIM_RAW_INFO = "sim/camera/depth/camera_info"
 ROCK_POSITION = "rock_position"  # geometry_msgs/PointStamped (tray), stamp = depth frame's stamp
 GROUND_HEIGHT = "ground_height"  # std_msgs/Float64 (m, tray z of the soil at the tray centre)
 PERCEPTION_MARKERS = "perception/markers"
+ROCK_CANDIDATES = "perception/rock_candidates"  # geometry_msgs/PoseArray (tray): every rock seen on the soil
+PERCEPTION_ESTIMATE = "perception/estimate"  # std_msgs/String, JSON of RockEstimate.as_dict() (see perception_node.py)
 POLICY_MARKERS = "policy/markers"
 # Realsense-ros names of the depth stream.
 REALSENSE_IMAGE = "/camera/camera/depth/image_rect_raw"

@@ -113,7 +113,7 @@ def validate_pose(T: Any, name: str = "T_tray_camera") -> np.ndarray:
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     """T_tray_camera of an optical frame at ``eye`` looking at ``target`` (image y down = away from ``up``).
 
-    Used by the synthetic scenes and handy to write a first calibration by hand.
+    Used by the benchmark's synthetic scenes and handy to write a first calibration by hand.
     """
     eye = np.asarray(eye, dtype=float)
     z = np.asarray(target, dtype=float) - eye

@@ -1,6 +1,7 @@
 """Synthetic depth frames of a tray scene with known geometry (boxes + a floor plane), by ray casting.
 
-For tests and the benchmark; it stands in for the simulator's camera. Depth is the forward (z)
+For tests and the benchmark (not part of the deployable package); it stands in for the simulator's
+camera. scenegen/ is the other, independent source of scenes. Depth is the forward (z)
 distance, as a RealSense publishes it. Every pixel ray is scaled so that its camera-z component is 1:
 the ray parameter at a hit is then directly the depth.
 """
@@ -11,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..contract import DEFAULT_BUCKET, BucketGeometry
-from .bucket_volume import BucketPose, bucket_boxes
-from .camera import CameraIntrinsics
-from .depth import box_roi
+from excavation.contract import DEFAULT_BUCKET, BucketGeometry
+from excavation.perception.bucket_volume import BucketPose, bucket_boxes
+from excavation.perception.camera import CameraIntrinsics
+from excavation.perception.depth import box_roi
 
 # Object ids in the id image.
 ID_NONE, ID_FLOOR, ID_TRAY, ID_SOIL, ID_ROCK, ID_BUCKET = 0, 1, 2, 3, 4, 5
