@@ -40,14 +40,36 @@ def slope_map(hm: np.ndarray, known: np.ndarray, cell: float) -> np.ndarray:
     return np.hypot(gx, gy)
 
 
-def edge_slope(slope: np.ndarray, blob: np.ndarray, known: np.ndarray, percentile: float = 80.0) -> float:
-    """How steeply a blob rises from the soil: a high percentile of the slope in the ring of cells
-    just inside and outside its outline (known cells only; 0 when none)."""
-    b = blob.astype(np.uint8)
-    ring = (cv2.dilate(b, _K3) > 0) & ~(cv2.erode(b, _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0) & known
-    if not ring.any():
-        return 0.0
-    return float(np.percentile(slope[ring], percentile))
+def per_label_percentile(values: np.ndarray, labels: np.ndarray, n: int, q: float) -> np.ndarray:
+    """The ``q`` percentile (nearest rank) of ``values`` for each label 1..n (index 0 unused; nan when a
+    label has no value): one sort for all blobs instead of one percentile per blob."""
+    out = np.full(n + 1, np.nan, np.float32)
+    sel = labels > 0
+    if not sel.any():
+        return out
+    lab, val = labels[sel], values[sel]
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    start = np.searchsorted(lab, np.arange(1, n + 1))
+    stop = np.searchsorted(lab, np.arange(1, n + 1), side="right")
+    has = stop > start
+    idx = start + np.floor((stop - start - 1) * (q / 100.0) + 0.5).astype(int)
+    out[1:][has] = val[idx[has]]
+    return out
+
+
+def blob_features(rel: np.ndarray, slope: np.ndarray, lab: np.ndarray, n: int, known: np.ndarray):
+    """(top, edge slope) of each blob 1..n of a label image: top = 90th percentile of its known heights;
+    edge slope = how steeply it rises from the soil, the 80th percentile of the slope in the ring of
+    known cells just inside and just outside its outline (a cell outside takes the label of the blob
+    next to it)."""
+    inside = lab > 0
+    border = inside & (cv2.erode(inside.astype(np.uint8), _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0) == 0)
+    outer = cv2.dilate(lab.astype(np.float32), _K3).astype(np.int32) * (~inside)
+    ring = np.where(border, lab, outer) * known
+    top = per_label_percentile(rel, lab * known, n, 90.0)
+    edge = per_label_percentile(slope, ring, n, 80.0)
+    return np.nan_to_num(top, nan=0.0), np.nan_to_num(edge, nan=0.0)
 
 
 def hysteresis(rel: np.ndarray, seed: float, low: float, allowed: np.ndarray) -> tuple[int, np.ndarray]:
@@ -59,10 +81,6 @@ def hysteresis(rel: np.ndarray, seed: float, low: float, allowed: np.ndarray) ->
     has_seed[0] = False
     keep = np.cumsum(has_seed) * has_seed  # relabel the kept regions 1..k
     return int(has_seed.sum()), keep[lab].astype(np.int32)
-
-
-def blob_top(rel: np.ndarray, blob: np.ndarray) -> float:
-    return float(np.percentile(rel[blob], 90.0))
 
 
 def fit_local_ground(hm: np.ndarray, known: np.ndarray, soil: np.ndarray, plane: GroundPlane,
@@ -84,15 +102,14 @@ def fit_local_ground(hm: np.ndarray, known: np.ndarray, soil: np.ndarray, plane:
         # max_soil_relief above a plane). Later passes: above the local ground.
         corr = correction_map(hm, fit_on, sigma) if it else np.zeros(hm.shape, np.float32)
         rel = np.where(known, hm - corr, UNKNOWN).astype(np.float32)
-        vals = rel[fit_on]
+        vals = rel[fit_on][::2]  # every other cell: the spread, not each cell, is wanted
         rough = robust_sigma(vals) if len(vals) >= 20 else 0.0
         seed = max(cfg.min_height_above_ground, cfg.noise_seed_factor * rough)
         n, lab = hysteresis(rel, seed, max(cfg.footprint_height, 2.0 * rough), known)
-        new = np.zeros(hm.shape, bool)
-        for k in range(1, n + 1):
-            blob = lab == k
-            if (it and blob_top(rel, blob) >= cfg.max_soil_relief) or edge_slope(slope, blob, known) >= cfg.min_edge_slope:
-                new |= blob
+        top, edge = blob_features(rel, slope, lab, n, known)
+        out = (edge >= cfg.min_edge_slope) | ((top >= cfg.max_soil_relief) if it else False)
+        out[0] = False
+        new = out[lab]
         if new.any():
             new = cv2.dilate(new.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
         new |= excl

@@ -72,6 +72,9 @@ class LocalGround:
 def correction_map(residual: np.ndarray, soil: np.ndarray, sigma_cells: float) -> np.ndarray:
     """Smooth correction (same shape) from the residual heights of the cells marked ``soil``."""
     fine, support = smooth_known(residual, soil, sigma_cells)
+    thin = support < MIN_SUPPORT
+    if not thin.any():  # the usual case: soil all around (the coarse pass costs more than the rest)
+        return fine
     coarse, csupport = smooth_known(residual, soil, COARSE_FACTOR * sigma_cells)
-    out = np.where(support >= MIN_SUPPORT, fine, np.where(csupport > 1e-6, coarse, 0.0))
+    out = np.where(~thin, fine, np.where(csupport > 1e-6, coarse, 0.0))
     return out.astype(np.float32)

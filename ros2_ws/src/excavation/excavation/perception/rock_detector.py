@@ -42,7 +42,7 @@ from .clustering import Cluster, OccupancyGrid, mask_clusters
 from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
-from .fine_soil import blob_top, edge_slope, fit_local_ground, hysteresis
+from .fine_soil import blob_features, fit_local_ground, hysteresis
 from .ground import GroundPlane, fit_ground, robust_sigma
 from .local_ground import LocalGround
 from .heightmap import (
@@ -60,6 +60,12 @@ from .shape import top_shape
 MIN_SHAPE_CELLS = 12
 """A blob's top is judged (sphere or not) on at least this many cells: a 4-parameter sphere fits
 any handful of cells."""
+
+
+MAX_EXTENT_FACTOR = 1.25
+"""Fine soil: a candidate longer than this times the largest rock (``rock_size_range``) is a heap, a
+wall or the arm, not a rock. A rock's outline seen from above is longer than its longest side when it
+lies diagonally (a 120 x 100 mm box: 156 mm corner to corner; its footprint's rectangle less)."""
 
 
 class Reason:
@@ -191,16 +197,17 @@ class RockDetector:
         else:
             z = sub[::step, ::step].ravel()
         origin, rays = self._rays.get(intrinsics, T, roi, step)
-        ok = (z > cfg.min_depth) & (z < cfg.max_depth)
-        idx = np.flatnonzero(ok)
-        pts = origin + z[idx, None] * rays[idx]
-        # Crop to the tray's search area; the bucket is looked for at any height (its wrist can hang
-        # far above the band the rock lives in and still hide the tray).
-        pts = pts[
-            (pts[:, 0] >= self._search_lo[0]) & (pts[:, 0] <= self._search_hi[0])
-            & (pts[:, 1] >= self._search_lo[1]) & (pts[:, 1] <= self._search_hi[1])
-            & (pts[:, 2] >= cfg.z_range[0])
-        ]
+        # All rays at once (no data gives the camera's origin), then one crop: the valid depth range
+        # and the tray's search area; the bucket is looked for at any height (its wrist can hang far
+        # above the band the rock lives in and still hide the tray).
+        z = z.astype(np.float32, copy=False)
+        px = origin[0] + z * rays[:, 0]
+        py = origin[1] + z * rays[:, 1]
+        pz = origin[2] + z * rays[:, 2]
+        keep = (z > cfg.min_depth) & (z < cfg.max_depth) & (pz >= cfg.z_range[0])
+        keep &= (px >= self._search_lo[0]) & (px <= self._search_hi[0])
+        keep &= (py >= self._search_lo[1]) & (py <= self._search_hi[1])
+        pts = np.stack([px[keep], py[keep], pz[keep]], axis=1)
         if bucket is not None and len(pts):
             in_bucket = points_in_bucket(pts, bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
                                          cfg.bucket_tip_margin)
@@ -288,13 +295,13 @@ class RockDetector:
         clusters = mask_clusters(mask, self._grid.cell, (pc.iy[pick], pc.ix[pick]), cfg.close_iterations, pc.excl,
                                  self._wall_band, labels)
         verdicts = []
+        tops, edges = blob_features(rel, slope, labels[0], int(labels[0].max()) if clusters else 0, known)
+        max_extent = MAX_EXTENT_FACTOR * cfg.rock_size_range[1]
         for c in clusters:
-            blob = labels[0] == c.label
-            top = blob_top(rel, blob & known) if (blob & known).any() else 0.0
-            edge = edge_slope(slope, blob, known)
+            top, edge = float(tops[c.label]), float(edges[c.label])
             info = {"top": top, "edge_slope": edge}
             if not (len(c.indices) >= cfg.min_cluster_points and c.area >= cfg.min_visible_area
-                    and c.length <= cfg.max_cluster_extent and c.width >= cfg.min_cluster_width
+                    and c.length <= max_extent and c.width >= cfg.min_cluster_width
                     and c.band_fraction <= cfg.max_wall_fraction):
                 verdicts.append(("size", info))
             elif top < seed:
@@ -383,8 +390,11 @@ class RockDetector:
         """Centre, protrusion and confidence of each blob judged a rock."""
         cfg = self.config
         out = []
+        picked: dict[int, tuple] = {}  # the candidates of one kind share their pick mask: index once
         for c, kpick, is_flat in cands:
-            kp, kr = soil[kpick], rel_pts[kpick]
+            if id(kpick) not in picked:
+                picked[id(kpick)] = (soil[kpick], rel_pts[kpick])
+            kp, kr = picked[id(kpick)]
             # Centre from the blob's upper half (above halfway between the ground and its top): the
             # whole rock there, whatever grains touch its lower part. A flat top: its whole face, and
             # the rock's centre half a rock behind it along its normal (a tilted face's own centre is
@@ -526,9 +536,10 @@ class RockDetector:
         p = pts[indices]
         iy, ix = self._grid.cells(p[:, :2])
         flat = iy.astype(np.int64) * self._grid.shape[1] + ix
-        uniq, inv = np.unique(flat, return_inverse=True)
-        cnt = np.bincount(inv).astype(np.float64)
-        m = np.stack([np.bincount(inv, weights=p[:, k]) / cnt for k in range(3)], axis=1)
+        size = self._grid.shape[0] * self._grid.shape[1]
+        cnt = np.bincount(flat, minlength=size).astype(np.float64)
+        occ = cnt > 0
+        m = np.stack([np.bincount(flat, weights=p[:, k], minlength=size)[occ] / cnt[occ] for k in range(3)], axis=1)
         xy = m[:, :2].mean(axis=0)
         if not with_normal:
             return xy
