@@ -110,12 +110,16 @@ def test_soil_banked_along_a_wall_is_not_a_rock_but_a_rock_at_the_wall_is():
     assert est.detected and np.linalg.norm(est.position[:2] - scene.rocks[0][0][:2]) < 0.008
 
 
-def test_a_sliver_narrower_than_a_rock_is_not_a_rock():
+@pytest.mark.parametrize("soil, sliver_half_width", [
+    ({"soil_grain_size": 0.05, "min_height_above_ground": 0.015}, 0.006),  # coarse: 12 mm is a sliver
+    ({}, 0.002),  # fine soil: a slab on edge is a rock; 4 mm (a line of mixed pixels) is not
+])
+def test_a_sliver_narrower_than_a_rock_is_not_a_rock(soil, sliver_half_width):
     scene = TrayScene(tray_size=TRAY)
-    scene.bumps.append((np.array([0.0, 0.0, 0.0]), np.array([0.03, 0.006, 0.025])))  # 12 mm wide, 25 mm high
-    assert not detect(scene, 0).detected
+    scene.bumps.append((np.array([0.0, 0.0, 0.0]), np.array([0.03, sliver_half_width, 0.025])))  # 25 mm high
+    assert not detect(scene, 0, **soil).detected
     scene.bumps[0] = (np.array([0.0, 0.0, 0.0]), np.array([0.03, 0.02, 0.025]))  # 40 mm wide: rock-sized
-    assert detect(scene, 0).detected
+    assert detect(scene, 0, **soil).detected
 
 
 # ----------------------------------------------------------------------------- height-map tools

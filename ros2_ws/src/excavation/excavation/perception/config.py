@@ -49,6 +49,9 @@ class PerceptionConfig:
     min_visible_area: float = 0.0004
     """Fine soil: a candidate's footprint covers at least this much tray area (m^2; 20 x 20 mm: the
     half of a 40 mm rock the bucket may leave in view)."""
+    min_visible_width: float = 0.015
+    """Fine soil: ... and is at least this wide (m; short side of its minimum-area rectangle): a rock
+    can be a slab on edge, a thin line of cells is mixed pixels."""
     load_margin: float = 0.008
     """Rock in the bucket: points at least this far (m) inside the bucket's load space -- between back
     plate and tine tips, between the side tines, above the tines, below the back plate's top -- are
@@ -90,10 +93,11 @@ class PerceptionConfig:
     """A soil point is a ground inlier within max(sigma * robust std, min) of the plane (m)."""
     ground_max_slope: float = 0.25
     """A fitted slope steeper than this (dz/dx) is not believed; the constant model is used instead."""
-    min_height_above_ground: float = 0.012
+    min_height_above_ground: float = 0.010
     """A blob must stand at least this high above the ground (m; on coarse soil the grains' upper
     envelope) to be a rock candidate. The simulator's coarse soil uses 15 mm (config/perception_sim.yaml):
-    fewer ~10 mm bumps under heavy depth noise, a few coarse rocks that barely clear the grains missed."""
+    fewer ~10 mm bumps under heavy depth noise, a few coarse rocks that barely clear the grains missed.
+    10 mm on fine soil: a rock whose top stands 12 mm out reads ~10 mm in the 5 mm cells' means."""
     footprint_height: float = 0.005
     """A blob with cells above min_height_above_ground extends over its connected cells above this
     height (m, above the same ground): the rock's footprint, for its size, shape and centre, rather

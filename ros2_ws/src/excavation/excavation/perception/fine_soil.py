@@ -102,8 +102,9 @@ def fit_local_ground(hm: np.ndarray, known: np.ndarray, soil: np.ndarray, plane:
         # max_soil_relief above a plane). Later passes: above the local ground.
         corr = correction_map(hm, fit_on, sigma) if it else np.zeros(hm.shape, np.float32)
         rel = np.where(known, hm - corr, UNKNOWN).astype(np.float32)
-        vals = rel[fit_on][::2]  # every other cell: the spread, not each cell, is wanted
-        rough = robust_sigma(vals) if len(vals) >= 20 else 0.0
+        if it <= 1:  # the plane's residuals, then the local ground's (the later fits change it little)
+            vals = rel[fit_on][::2]  # every other cell: the spread, not each cell, is wanted
+            rough = robust_sigma(vals) if len(vals) >= 20 else 0.0
         seed = max(cfg.min_height_above_ground, cfg.noise_seed_factor * rough)
         n, lab = hysteresis(rel, seed, max(cfg.footprint_height, 2.0 * rough), known)
         top, edge = blob_features(rel, slope, lab, n, known)
@@ -118,3 +119,43 @@ def fit_local_ground(hm: np.ndarray, known: np.ndarray, soil: np.ndarray, plane:
         excl = new
     ground = LocalGround(plane, corr, (float(grid_lo[0]), float(grid_lo[1])), cfg.cell_size, rough)
     return ground, rel, seed, slope, excl
+
+
+def occlusion_aware_centre(blob: np.ndarray, known: np.ndarray, lo: tuple[float, float], cell: float,
+                           radius_range: tuple[float, float], min_occluded: float = 0.2):
+    """Centre (x, y) of a blob part of which is hidden (by the bucket, or by the rock itself from an
+    oblique camera), or None when little of its outline is hidden or no fit is believable.
+
+    The centroid of what is visible is off toward the camera or away from the bucket by up to half a
+    rock. The outline cells next to unknown cells are where the view ends, not where the rock does;
+    a circle through the other outline cells -- the rock's real edge against the soil -- puts the
+    centre where the whole outline would. Believed when its radius fits the rock sizes and it moves
+    the centre by less than that radius."""
+    b = blob.astype(np.uint8)
+    border = blob & (cv2.erode(b, _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0) == 0)
+    hidden_next = cv2.dilate((~known).astype(np.uint8), _K3) > 0
+    occluded = border & hidden_next
+    nb = int(border.sum())
+    if nb < 8 or occluded.sum() < min_occluded * nb:
+        return None
+    edge = border & ~hidden_next
+    rows, cols = np.nonzero(edge)
+    if len(rows) < 6:
+        return None
+    x = lo[0] + (cols + 0.5) * cell
+    y = lo[1] + (rows + 0.5) * cell
+    A = np.stack([x, y, np.ones_like(x)], axis=1)
+    try:
+        (D, E, F), *_ = np.linalg.lstsq(A, -(x * x + y * y), rcond=None)
+    except np.linalg.LinAlgError:
+        return None
+    cx, cy = -D / 2, -E / 2
+    r2 = cx * cx + cy * cy - F
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    r = float(np.sqrt(r2))
+    br, bc = np.nonzero(blob)
+    mx, my = lo[0] + (bc.mean() + 0.5) * cell, lo[1] + (br.mean() + 0.5) * cell
+    if not radius_range[0] <= r <= radius_range[1] or np.hypot(cx - mx, cy - my) > r:
+        return None
+    return np.array([cx, cy])

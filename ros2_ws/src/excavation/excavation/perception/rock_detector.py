@@ -42,7 +42,7 @@ from .clustering import Cluster, OccupancyGrid, mask_clusters
 from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
-from .fine_soil import blob_features, fit_local_ground, hysteresis
+from .fine_soil import blob_features, fit_local_ground, hysteresis, occlusion_aware_centre
 from .ground import GroundPlane, fit_ground, robust_sigma
 from .local_ground import LocalGround
 from .heightmap import (
@@ -61,6 +61,13 @@ MIN_SHAPE_CELLS = 12
 """A blob's top is judged (sphere or not) on at least this many cells: a 4-parameter sphere fits
 any handful of cells."""
 
+
+RAY_TOP = 0.3
+"""Rays are followed up to this much (m) above ``z_range``'s top: the wrist and forearm over the tray."""
+
+BRIDGE_CELLS = 3
+"""Fine soil: gaps of up to this many cells without data inside a blob are bridged (tines, 8 mm, seen
+from 0.4-1 m with their shadow; a dropout band)."""
 
 MAX_EXTENT_FACTOR = 1.25
 """Fine soil: a candidate longer than this times the largest rock (``rock_size_range``) is a heap, a
@@ -135,6 +142,7 @@ class RockDetector:
         self.debug_maps = False
         """Set to keep the height map, its peaks and the blob mask in each estimate's ``debug`` (tools)."""
         self._rays = RayCache()
+        self._ray_sel: tuple | None = None
         cfg = self.config
         hx, hy = cfg.tray_size[0] / 2 - cfg.edge_margin, cfg.tray_size[1] / 2 - cfg.edge_margin
         self._search_lo = np.array([-hx, -hy], np.float32)
@@ -197,10 +205,11 @@ class RockDetector:
         else:
             z = sub[::step, ::step].ravel()
         origin, rays = self._rays.get(intrinsics, T, roi, step)
+        sel = self._rays_over_tray(origin, rays)
+        z, rays = z[sel].astype(np.float32, copy=False), rays[sel]
         # All rays at once (no data gives the camera's origin), then one crop: the valid depth range
         # and the tray's search area; the bucket is looked for at any height (its wrist can hang far
         # above the band the rock lives in and still hide the tray).
-        z = z.astype(np.float32, copy=False)
         px = origin[0] + z * rays[:, 0]
         py = origin[1] + z * rays[:, 1]
         pz = origin[2] + z * rays[:, 2]
@@ -278,6 +287,23 @@ class RockDetector:
             c.top, ground, stamp_s, dbg, candidates=found, chosen=best,
         )
 
+    def _rays_over_tray(self, origin: np.ndarray, rays: np.ndarray) -> np.ndarray:
+        """Indices of the rays that pass over the tray's search area somewhere between the lowest
+        height looked at and RAY_TOP above the highest (the wrist over the tray): the other pixels of
+        the ROI (walls, table, beyond) are never back-projected. Cached per ray set."""
+        if self._ray_sel is not None and self._ray_sel[0] is rays:
+            return self._ray_sel[1]
+        cfg = self.config
+        ends = []
+        for zp in (cfg.z_range[0], cfg.z_range[1] + RAY_TOP):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = (zp - origin[2]) / rays[:, 2]
+            ends.append(origin[None, :2] + t[:, None] * rays[:, :2])
+        lo, hi = np.minimum(*ends), np.maximum(*ends)
+        ok = np.all((hi >= self._search_lo) & (lo <= self._search_hi), axis=1) & np.all(np.isfinite(lo), axis=1)
+        self._ray_sel = (rays, np.flatnonzero(ok))
+        return self._ray_sel[1]
+
     # -- candidates on fine soil ---------------------------------------------------------------
 
     def _fine(self, plane: GroundPlane, pc: "_Points"):
@@ -290,6 +316,10 @@ class RockDetector:
         low = max(cfg.footprint_height, 2.0 * ground.residual_std)
         n, lab = hysteresis(rel, seed, low, known)
         mask = (lab > 0).astype(np.uint8)
+        # A rock seen between the tines (or through a dropout band) shows as strips with no data
+        # between them: bridge gaps of up to BRIDGE_CELLS of unknown cells, so it is one blob.
+        closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((BRIDGE_CELLS + 2,) * 2, np.uint8))
+        mask = np.where(known, mask, closed).astype(np.uint8)
         pick = (rel_pts >= low) & (mask[pc.iy, pc.ix] > 0)
         labels: list = []
         clusters = mask_clusters(mask, self._grid.cell, (pc.iy[pick], pc.ix[pick]), cfg.close_iterations, pc.excl,
@@ -301,7 +331,7 @@ class RockDetector:
             top, edge = float(tops[c.label]), float(edges[c.label])
             info = {"top": top, "edge_slope": edge}
             if not (len(c.indices) >= cfg.min_cluster_points and c.area >= cfg.min_visible_area
-                    and c.length <= max_extent and c.width >= cfg.min_cluster_width
+                    and c.length <= max_extent and c.width >= cfg.min_visible_width
                     and c.band_fraction <= cfg.max_wall_fraction):
                 verdicts.append(("size", info))
             elif top < seed:
@@ -310,7 +340,16 @@ class RockDetector:
                 verdicts.append(("gentle edge: soil relief", info))
             else:
                 verdicts.append(("rock", info))
-        cands = [(c, pick, False) for c, v in zip(clusters, verdicts) if v[0] == "rock"]
+        cands = []
+        radius_range = (0.25 * cfg.rock_size_range[0], 0.6 * cfg.rock_size_range[1])
+        for c, v in zip(clusters, verdicts):
+            if v[0] == "rock":
+                centre = None
+                if pc.excl is not None:  # the bucket may hide part of it: the visible part's centroid is off
+                    centre = occlusion_aware_centre(labels[0] == c.label, known, tuple(self._grid.lo),
+                                                    cfg.cell_size, radius_range)
+                v[1]["outline_centre"] = centre is not None
+                cands.append((c, pick, False, centre, True))
         dbg = {"soil": "fine", "seed_height": seed, "roughness": ground.residual_std, "num_clusters": len(clusters),
                "clusters": [{"area": c.area, "length": c.length, "width": c.width, "touches": c.touches,
                              "verdict": v[0], **v[1]} for c, v in zip(clusters, verdicts)]}
@@ -391,7 +430,8 @@ class RockDetector:
         cfg = self.config
         out = []
         picked: dict[int, tuple] = {}  # the candidates of one kind share their pick mask: index once
-        for c, kpick, is_flat in cands:
+        for c, kpick, is_flat, *extra in cands:
+            outline_xy, whole = (extra + [None, False])[:2]
             if id(kpick) not in picked:
                 picked[id(kpick)] = (soil[kpick], rel_pts[kpick])
             kp, kr = picked[id(kpick)]
@@ -402,6 +442,12 @@ class RockDetector:
             if is_flat:
                 xy, n = self._cell_centroid(kp, c.indices, with_normal=True)
                 xy = xy - cfg.rock_half_height * n[:2]
+            elif outline_xy is not None:
+                xy = outline_xy  # part of it hidden by the bucket: where its whole outline puts it (fine_soil.py)
+            elif whole:
+                # Fine soil: nothing but the rock stands out there, and its footprint's centroid is
+                # its centre's xy however it is tilted or buried (its top is off-centre on a tilted rock).
+                xy = self._cell_centroid(kp, c.indices)
             else:
                 r = kr[c.indices]
                 level = max(cfg.footprint_height, 0.5 * float(np.percentile(r, cfg.top_percentile)))
