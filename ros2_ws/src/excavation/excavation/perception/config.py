@@ -86,8 +86,8 @@ class PerceptionConfig:
     """Fewer valid soil points than this in the tray => no ground, no rock (reason: no valid depth)."""
     ground_model: str = "plane"
     """"plane" (tilted plane z = a x + b y + c, robust fit) or "constant" (one robust height)."""
-    ground_fit_max_points: int = 2500
-    ground_fit_iterations: int = 4
+    ground_fit_max_points: int = 1500
+    ground_fit_iterations: int = 3
     ground_inlier_sigma: float = 3.0
     ground_inlier_min: float = 0.004
     """A soil point is a ground inlier within max(sigma * robust std, min) of the plane (m)."""

@@ -205,8 +205,8 @@ class RockDetector:
         else:
             z = sub[::step, ::step].ravel()
         origin, rays = self._rays.get(intrinsics, T, roi, step)
-        sel = self._rays_over_tray(origin, rays)
-        z, rays = z[sel].astype(np.float32, copy=False), rays[sel]
+        sel, rays = self._rays_over_tray(origin, rays)
+        z = z[sel].astype(np.float32, copy=False)
         # All rays at once (no data gives the camera's origin), then one crop: the valid depth range
         # and the tray's search area; the bucket is looked for at any height (its wrist can hang far
         # above the band the rock lives in and still hide the tray).
@@ -227,14 +227,15 @@ class RockDetector:
         n_bucket = int(in_bucket.sum())
         load_pts = pts[load]
         band = pts[:, 2] <= cfg.z_range[1]
-        pts, in_bucket = pts[band], in_bucket[band]
-        soil = pts[~in_bucket]
+        bucket_pts = pts[in_bucket & band] if n_bucket else pts[:0]
+        soil = pts[band & ~in_bucket]
+        n_points = int(band.sum())
         gmask = (np.abs(soil[:, 0]) <= self._ground_half[0]) & (np.abs(soil[:, 1]) <= self._ground_half[1])
         if int(gmask.sum()) < cfg.min_ground_points:
             if self._is_load(load_pts):  # the bucket fills the view, a rock in it
                 return self._in_bucket(load_pts, None, bucket, [], stamp_s, {"roi": roi})
             reason = Reason.OCCLUDED_BY_BUCKET if n_bucket >= cfg.min_ground_points else Reason.NO_VALID_DEPTH
-            return none(reason, roi=roi, num_points=len(pts), num_bucket_points=n_bucket)
+            return none(reason, roi=roi, num_points=n_points, num_bucket_points=n_bucket)
         plane = fit_ground(soil[gmask], cfg.ground_model, cfg.ground_fit_max_points, cfg.ground_fit_iterations,
                            cfg.ground_inlier_sigma, cfg.ground_inlier_min, cfg.ground_max_slope)
 
@@ -249,16 +250,16 @@ class RockDetector:
         soil_cells = self._ground_cells
         near_bucket = excl = None
         if n_bucket:
-            occ = self._grid.occupancy(pts[in_bucket, :2])
+            occ = self._grid.occupancy(bucket_pts[:, :2])
             near_bucket = cv2.dilate(occ, np.ones((3, 3), np.uint8)) > 0
             soil_cells = soil_cells & ~near_bucket
             excl = occ
         pc = _Points(soil, h, iy, ix, hm, soil_cells, near_bucket, excl)
         if cfg.coarse_soil:
-            ground, rel_pts, cands, dbg = self._coarse(plane, pc, pts[in_bucket] if n_bucket else None)
+            ground, rel_pts, cands, dbg = self._coarse(plane, pc, bucket_pts if n_bucket else None)
         else:
             ground, rel_pts, cands, dbg = self._fine(plane, pc)
-        dbg.update(roi=roi, num_points=len(pts), num_bucket_points=n_bucket)
+        dbg.update(roi=roi, num_points=n_points, num_bucket_points=n_bucket)
         found = self._candidates(soil, rel_pts, ground, cands)
         if len(load_pts):
             hl = load_pts[:, 2] - ground.height_at(load_pts[:, 0], load_pts[:, 1])
@@ -288,11 +289,11 @@ class RockDetector:
         )
 
     def _rays_over_tray(self, origin: np.ndarray, rays: np.ndarray) -> np.ndarray:
-        """Indices of the rays that pass over the tray's search area somewhere between the lowest
+        """(indices, rays) of the rays that pass over the tray's search area somewhere between the lowest
         height looked at and RAY_TOP above the highest (the wrist over the tray): the other pixels of
         the ROI (walls, table, beyond) are never back-projected. Cached per ray set."""
         if self._ray_sel is not None and self._ray_sel[0] is rays:
-            return self._ray_sel[1]
+            return self._ray_sel[1], self._ray_sel[2]
         cfg = self.config
         ends = []
         for zp in (cfg.z_range[0], cfg.z_range[1] + RAY_TOP):
@@ -301,8 +302,9 @@ class RockDetector:
             ends.append(origin[None, :2] + t[:, None] * rays[:, :2])
         lo, hi = np.minimum(*ends), np.maximum(*ends)
         ok = np.all((hi >= self._search_lo) & (lo <= self._search_hi), axis=1) & np.all(np.isfinite(lo), axis=1)
-        self._ray_sel = (rays, np.flatnonzero(ok))
-        return self._ray_sel[1]
+        sel = np.flatnonzero(ok)
+        self._ray_sel = (rays, sel, np.ascontiguousarray(rays[sel]))
+        return self._ray_sel[1], self._ray_sel[2]
 
     # -- candidates on fine soil ---------------------------------------------------------------
 
@@ -312,7 +314,7 @@ class RockDetector:
         known = pc.hm > UNKNOWN / 2
         ground, rel, seed, slope, excl = fit_local_ground(pc.hm, known, pc.soil_cells & known, plane,
                                                           tuple(self._grid.lo), cfg)
-        rel_pts = pc.h - ground.correction_at(pc.soil[:, 0], pc.soil[:, 1]).astype(np.float32)
+        rel_pts = pc.h - ground.correction[pc.iy, pc.ix]
         low = max(cfg.footprint_height, 2.0 * ground.residual_std)
         n, lab = hysteresis(rel, seed, low, known)
         mask = (lab > 0).astype(np.uint8)
