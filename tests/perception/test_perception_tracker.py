@@ -112,3 +112,23 @@ def test_doubtful_detections_move_the_track_less():
         tr.update(seen(0.0, conf=0.9), 0.0)
         moves.append(tr.update(seen(0.02, conf=conf), 0.1).position[0])
     assert 0 < moves[1] < moves[0] <= 0.02
+
+
+def test_by_default_a_rock_gone_from_view_expires_after_half_a_second():
+    tr = RockTracker()
+    tr.update(seen(0.0), 0.0)
+    assert tr.update(unseen(Reason.NONE_ABOVE_GROUND), 0.4).position is not None
+    out = tr.update(unseen(Reason.NONE_ABOVE_GROUND), 0.6)
+    assert out.position is None and out.reason == Reason.TRACK_EXPIRED
+
+
+def test_a_rock_seen_in_the_bucket_moves_the_track_at_once_and_says_so():
+    tr = RockTracker()
+    tr.update(seen(0.0), 0.0)
+    carried = RockEstimate(np.array([0.0, 0.1, 0.15]), 0.8, Reason.IN_BUCKET, 0.0, detected=True, in_bucket=True)
+    out = tr.update(carried, 0.1)  # 18 cm away, far outside the gate: the bucket carried it there
+    assert out.detected and out.in_bucket and out.reason == Reason.IN_BUCKET
+    assert np.allclose(out.position, [0.0, 0.1, 0.15])
+    # Hidden by the wrist afterwards: held (occlusion), never expired while occluded.
+    held = tr.update(unseen(Reason.OCCLUDED_BY_BUCKET), 3.0)
+    assert np.allclose(held.position, [0.0, 0.1, 0.15]) and not held.in_bucket and held.age_s == pytest.approx(2.9)

@@ -262,12 +262,11 @@ class TrackerConfig:
     """Detections below this confidence are treated as no detection."""
     confidence_time_constant: float = 3.0
     """A held estimate's confidence decays as exp(-age / this) (s)."""
-    max_hold_s: float | None = None
+    max_hold_s: float | None = 0.5
     """Give up a held estimate after this long (s) when the rock's last position is in view and
-    empty (reason "none above ground") or a detection is outside the gate. None holds for ever,
-    because today a rock carried in a lifted bucket reads as "none above ground" (its old place is
-    empty) and the policy must keep seeing it to finish the lift; set a finite value once the detector
-    reports a rock in the bucket as such."""
+    empty (reason "none above ground") or a detection is outside the gate: the rock is not hidden, it
+    is gone, and without a position the policy holds still. A rock carried in the bucket is not held
+    but seen there (reason "rock in bucket"); None holds for ever."""
     max_hold_occluded_s: float | None = None
     """The same while the bucket hides the rock's last position (reason "occluded by bucket"); None
     holds for ever: the policy was trained to always see a rock position."""
