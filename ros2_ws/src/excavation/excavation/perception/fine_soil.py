@@ -28,6 +28,10 @@ from .local_ground import LocalGround, correction_map, smooth_known
 
 _K3 = np.ones((3, 3), np.uint8)
 
+FOOTPRINT_NOISE_FACTOR = 3.0
+"""A blob's footprint reaches down to this many times the soil's roughness above the ground (and at
+least ``footprint_height``): below, soil cells' noise would join it."""
+
 
 def slope_map(hm: np.ndarray, known: np.ndarray, cell: float) -> np.ndarray:
     """Gradient magnitude (dz/dxy) of the height map, 3x3 Sobel: its built-in averaging keeps the
@@ -106,7 +110,7 @@ def fit_local_ground(hm: np.ndarray, known: np.ndarray, soil: np.ndarray, plane:
             vals = rel[fit_on][::2]  # every other cell: the spread, not each cell, is wanted
             rough = robust_sigma(vals) if len(vals) >= 20 else 0.0
         seed = max(cfg.min_height_above_ground, cfg.noise_seed_factor * rough)
-        n, lab = hysteresis(rel, seed, max(cfg.footprint_height, 2.0 * rough), known)
+        n, lab = hysteresis(rel, seed, max(cfg.footprint_height, FOOTPRINT_NOISE_FACTOR * rough), known)
         top, edge = blob_features(rel, slope, lab, n, known)
         out = (edge >= cfg.min_edge_slope) | ((top >= cfg.max_soil_relief) if it else False)
         out[0] = False

@@ -42,7 +42,7 @@ from .clustering import Cluster, OccupancyGrid, mask_clusters
 from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
-from .fine_soil import blob_features, fit_local_ground, hysteresis, occlusion_aware_centre
+from .fine_soil import FOOTPRINT_NOISE_FACTOR, blob_features, fit_local_ground, hysteresis, occlusion_aware_centre
 from .ground import GroundPlane, fit_ground, robust_sigma
 from .local_ground import LocalGround
 from .heightmap import (
@@ -198,9 +198,15 @@ class RockDetector:
         u0, v0, u1, v1 = roi
         sub = depth_m[v0:v1, u0:u1]
         step = cfg.decimation
-        if cfg.median_ksize > 1:
-            filt = cv2.medianBlur(np.ascontiguousarray(sub), cfg.median_ksize)
+        if cfg.median_ksize > 1 and step >= 2 and not cfg.coarse_soil:
+            # Decimated first, then a 3x3 median: each output sees 9 samples spread over the 2-3x
+            # wider window a full-resolution median would, at a tenth of its cost.
+            dec = np.ascontiguousarray(sub[::step, ::step])
+            filt = cv2.medianBlur(dec, 3)
             # The median may fill a hole from its neighbours: keep holes holes, never invent depth.
+            z = np.where(dec > 0, filt, 0.0).ravel()
+        elif cfg.median_ksize > 1:
+            filt = cv2.medianBlur(np.ascontiguousarray(sub), cfg.median_ksize)
             z = np.where(sub[::step, ::step] > 0, filt[::step, ::step], 0.0).ravel()
         else:
             z = sub[::step, ::step].ravel()
@@ -230,13 +236,15 @@ class RockDetector:
         bucket_pts = pts[in_bucket & band] if n_bucket else pts[:0]
         soil = pts[band & ~in_bucket]
         n_points = int(band.sum())
-        gmask = (np.abs(soil[:, 0]) <= self._ground_half[0]) & (np.abs(soil[:, 1]) <= self._ground_half[1])
-        if int(gmask.sum()) < cfg.min_ground_points:
+        gidx = np.flatnonzero((np.abs(soil[:, 0]) <= self._ground_half[0]) & (np.abs(soil[:, 1]) <= self._ground_half[1]))
+        if len(gidx) < cfg.min_ground_points:
             if self._is_load(load_pts):  # the bucket fills the view, a rock in it
                 return self._in_bucket(load_pts, None, bucket, [], stamp_s, {"roi": roi})
             reason = Reason.OCCLUDED_BY_BUCKET if n_bucket >= cfg.min_ground_points else Reason.NO_VALID_DEPTH
             return none(reason, roi=roi, num_points=n_points, num_bucket_points=n_bucket)
-        plane = fit_ground(soil[gmask], cfg.ground_model, cfg.ground_fit_max_points, cfg.ground_fit_iterations,
+        # A regular subsample (fit_ground would take one anyway) before copying any point.
+        gidx = gidx[:: max(1, len(gidx) // cfg.ground_fit_max_points)]
+        plane = fit_ground(soil[gidx], cfg.ground_model, cfg.ground_fit_max_points, cfg.ground_fit_iterations,
                            cfg.ground_inlier_sigma, cfg.ground_inlier_min, cfg.ground_max_slope)
 
         # Height map (mean height per cell, above the fitted plane).
@@ -315,7 +323,7 @@ class RockDetector:
         ground, rel, seed, slope, excl = fit_local_ground(pc.hm, known, pc.soil_cells & known, plane,
                                                           tuple(self._grid.lo), cfg)
         rel_pts = pc.h - ground.correction[pc.iy, pc.ix]
-        low = max(cfg.footprint_height, 2.0 * ground.residual_std)
+        low = max(cfg.footprint_height, FOOTPRINT_NOISE_FACTOR * ground.residual_std)
         n, lab = hysteresis(rel, seed, low, known)
         mask = (lab > 0).astype(np.uint8)
         # A rock seen between the tines (or through a dropout band) shows as strips with no data
