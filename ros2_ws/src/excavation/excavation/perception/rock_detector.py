@@ -43,7 +43,7 @@ from .config import PerceptionConfig
 from .depth import RayCache, box_roi, project_points
 from .errors import PerceptionInputError
 from .fine_soil import FOOTPRINT_NOISE_FACTOR, blob_features, fit_local_ground, hysteresis, occlusion_aware_centre
-from .ground import GroundPlane, fit_ground, robust_sigma
+from .ground import GroundPlane, fit_ground, quantile, robust_sigma
 from .local_ground import LocalGround
 from .heightmap import (
     UNKNOWN,
@@ -460,13 +460,13 @@ class RockDetector:
                 xy = self._cell_centroid(kp, c.indices)
             else:
                 r = kr[c.indices]
-                level = max(cfg.footprint_height, 0.5 * float(np.percentile(r, cfg.top_percentile)))
+                level = max(cfg.footprint_height, 0.5 * quantile(r, cfg.top_percentile / 100))
                 sel = c.indices[r >= level]
                 xy = self._cell_centroid(kp, sel if len(sel) >= 3 else c.indices)
             cp, crel = kp[c.indices], kr[c.indices]
             hi = crel >= cfg.min_height_above_ground
             cz = cp[hi, 2] if hi.any() and not is_flat else cp[:, 2]
-            top = float(np.percentile(cz, cfg.top_percentile))
+            top = quantile(cz, cfg.top_percentile / 100)
             protrusion = top - float(ground.height_at(xy[0], xy[1]))
             zc = top - max(cfg.rock_half_height, protrusion / 2)
             # Confidence: enough of a rock-sized blob, standing clearly out of the soil (or flat-topped
