@@ -504,7 +504,8 @@ def run_scenegen(args) -> dict:
                          "detector": "PerceptionConfig() defaults, the scene's tray size, bucket pose and geometry",
                          "encodings": "16UC1 on even seeds, 32FC1 (NaN = no data) on odd",
                          "visible_rock": "not in the bucket, protrusion >= 12 mm, >= 50 % of it in view",
-                         "timing": "RockPerception.process, second call on the same frame (ray cache warm)"},
+                         "timing": f"RockPerception.process: median of {scenegen_eval.TIMED_CALLS} calls on the same "
+                                   "frame after one untimed call (ray cache warm)"},
             "per_scene": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in rec.items()}
                           for rec in r["records"]]}
 
