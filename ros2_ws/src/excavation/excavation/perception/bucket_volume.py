@@ -15,6 +15,10 @@ from ..contract import DEFAULT_BUCKET, BucketGeometry, pitch_rotation
 from .errors import PerceptionInputError
 
 
+MAX_TIP_DISTANCE = 100.0
+"""A bucket pose farther than this (m) from the tray in any axis is a broken message, not a pose."""
+
+
 @dataclass(frozen=True)
 class BucketPose:
     """Bucket pose in the tray frame: the tine tips' centre (m) and the bucket frame's orientation.
@@ -30,9 +34,10 @@ class BucketPose:
 
     def __post_init__(self) -> None:
         tip = np.asarray(self.tip_xyz, dtype=float)
-        if tip.shape != (3,) or not np.all(np.isfinite(tip)) or not np.isfinite(self.pitch):
+        if tip.shape != (3,) or not np.all(np.abs(tip) < MAX_TIP_DISTANCE) or not np.isfinite(self.pitch):
             raise PerceptionInputError(
-                f"bucket pose: expected a finite tip xyz (3 numbers) and a finite pitch, got tip={self.tip_xyz}, pitch={self.pitch}"
+                f"bucket pose: expected a tip xyz (3 numbers, within {MAX_TIP_DISTANCE:g} m of the tray) and a "
+                f"finite pitch, got tip={self.tip_xyz}, pitch={self.pitch}"
             )
         object.__setattr__(self, "tip_xyz", tuple(float(v) for v in tip))
         object.__setattr__(self, "pitch", float(self.pitch))
