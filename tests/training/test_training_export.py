@@ -83,6 +83,11 @@ def _edit_meta(folder: Path, fn):
     (folder / "policy.json").write_text(json.dumps(meta))
 
 
+def _swap_in_another_export(folder: Path):
+    """A valid TorchScript archive that is not the one policy.json describes."""
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(folder / "policy.pt"))
+
+
 @pytest.mark.parametrize(
     "breakage, message",
     [
@@ -96,7 +101,9 @@ def _edit_meta(folder: Path, fn):
         (lambda f: _edit_meta(f, lambda m: m["layout"]["action"].pop()), "3 action fields, the contract has 4"),
         (lambda f: _edit_meta(f, lambda m: m["layout"].update(control_period_s=0.05)), "control_period_s"),
         (lambda f: _edit_meta(f, lambda m: m.update(obs_dim=7)), "disagree with the layout"),
-        (lambda f: (f / "policy.pt").write_bytes(b"garbage"), "do not match policy.json|different exports"),
+        (lambda f: (f / "policy.pt").write_bytes(b"garbage"), "is damaged: not a complete TorchScript archive"),
+        (lambda f: (f / "policy.pt").write_bytes((f / "policy.pt").read_bytes()[:-100]), "is damaged"),  # truncated
+        (lambda f: _swap_in_another_export(f), "different exports"),
         (lambda f: _edit_meta(f, lambda m: m.update(action_low=["a", None])), "action_low=\\['a', None\\]"),
         (lambda f: _edit_meta(f, lambda m: m.update(action_low={"x": 1})), "got action_low="),
     ],

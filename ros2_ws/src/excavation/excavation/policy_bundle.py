@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,13 @@ def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = 
                           f"got action_low={meta['action_low']!r}, action_high={meta['action_high']!r}")
 
     digest = file_sha256(policy_path)
+    if digest != meta["policy_sha256"] and not zipfile.is_zipfile(policy_path):
+        # A TorchScript file is a zip archive: one that is not is cut short or damaged, not another export.
+        raise BundleError(
+            f"{policy_path} is damaged: not a complete TorchScript archive ({policy_path.stat().st_size} bytes, "
+            f"sha256 {digest[:12]}... where policy.json records {str(meta['policy_sha256'])[:12]}...); "
+            f"copy it again or re-export the bundle"
+        )
     if digest != meta["policy_sha256"]:
         raise BundleError(
             f"{policy_path} does not match policy.json (sha256 {digest[:12]}..., recorded "
