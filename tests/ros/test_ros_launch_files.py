@@ -145,3 +145,14 @@ def test_dds_profile_is_shipped_and_given_to_the_simulated_stack(tmp_path):
     sim = os.path.join(REPO, "launch", "sim.launch.py")
     assert "dds_profile" in _declared_args(sim) and "dds_profile" in _declared_args(os.path.join(REPO, "launch", "real.launch.py"))
     assert _constants(ast.parse(open(sim).read()))["DDS_PROFILE_FILE"] == launcher.DDS_PROFILE_FILE
+
+
+def test_the_configs_relative_policy_path_is_found_from_any_working_folder(tmp_path, monkeypatch):
+    from excavation import ros_common as rc
+
+    monkeypatch.chdir(tmp_path)
+    found = rc.resolve_bundle_path("policies/default")  # config/sim.yaml's policy_path
+    assert os.path.isfile(os.path.join(found, "policy.json"))
+    assert rc.resolve_bundle_path("policies/no_such_bundle") == "policies/no_such_bundle"  # the loader names it
+    (tmp_path / "policies" / "default").mkdir(parents=True)
+    assert rc.resolve_bundle_path("policies/default") == "policies/default"  # the working folder's comes first

@@ -171,6 +171,29 @@ def config_file(name: str) -> str:
     return os.path.join(config_dir(), name)
 
 
+def resolve_bundle_path(path: str) -> str:
+    """A policy bundle folder: as given when it exists (absolute, or relative to the working folder);
+    else a relative path such as the config's ``policies/default`` is looked up where the package
+    ships it -- the source tree's root (editable installs) or the installed share/excavation/. So the
+    stack starts from any working folder. Returns the path as given when none exists (the loader then
+    names it in its error)."""
+    if not path or os.path.isabs(path) or os.path.isdir(path):
+        return path
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    roots = [os.path.normpath(os.path.join(here, "..", "..", ".."))]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        roots.append(get_package_share_directory(PACKAGE))
+    except Exception:
+        pass
+    for root in roots:
+        cand = os.path.join(root, path)
+        if os.path.isdir(cand):
+            return cand
+    return path
+
+
 def start_node(make_node: Callable[[], Any], args=None) -> tuple[Any, int]:
     """rclpy.init plus the node's construction: ``(node, 0)``, or ``(None, exit code)`` when the
     constructor refused its configuration (ValueError: message, exit 2) or exited (SystemExit).

@@ -73,7 +73,10 @@ def main(args=None) -> int:
             if not p["policy_path"]:
                 raise ValueError("policy: parameter policy_path is empty; give a policy bundle folder")
             try:
-                self.bundle = load_bundle(p["policy_path"])
+                path = rc.resolve_bundle_path(p["policy_path"])
+                if path != p["policy_path"]:
+                    self.get_logger().info(f"policy_path {p['policy_path']!r} is not under the working folder: using {path}")
+                self.bundle = load_bundle(path)
             except BundleError as exc:
                 print(f"[ERROR] policy: refusing to start, bad policy bundle: {exc}", file=sys.stderr, flush=True)
                 raise SystemExit(rc.EXIT_BAD_POLICY) from None
