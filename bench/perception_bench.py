@@ -599,6 +599,9 @@ def summarise(records: list[dict]) -> dict:
         "rock_frames_hidden_by_bucket": len(hidden),
         "empty_frames": len(empty),
         "detection_rate": sum(r["detected"] for r in det) / len(det) if det else None,
+        # ... or reported in the bucket at the rock (a rock on the tines while they slide under it).
+        "rock_position_given_rate": sum(r.get("position_at_rock", False) for r in det) / len(det) if det else None,
+        "rock_reported_in_bucket_while_truth_not": sum(r.get("in_bucket_reported", False) for r in det + buried + empty),
         "false_detection_rate": sum(r["detected"] for r in empty) / len(empty) if empty else None,
         "xy_error_p95_mm": p95(xy),
         "xy_error_median_mm": float(np.median(xy)) if xy else None,
@@ -618,6 +621,7 @@ def summarise(records: list[dict]) -> dict:
             "rock_buried_detected": sum(r["detected"] for r in buried),
             "rock_in_bucket_frames": len(in_bucket),
             "rock_in_bucket_detected": sum(r["detected"] for r in in_bucket),
+            "rock_in_bucket_reported_in_bucket": sum(r.get("in_bucket_reported", False) for r in in_bucket),
             # a detection within 30 mm (xy) of the rock in the bucket reports that rock as lying in the soil
             "rock_in_bucket_detected_near_rock": sum(bool(r["detected"] and r["xy"] < 30.0) for r in in_bucket),
             "rock_buried_or_in_bucket_detected_xy_error_median_mm": (
@@ -826,6 +830,9 @@ def run_frames(args, source: str, png: str | None) -> dict:
                 rec["clear"] = None if clear is None else bool(clear >= args.min_protrusion * 1000)
             else:
                 rec["cat"] = "hidden"
+            # Whatever the flag, did the consumer get a usable position of the rock (within 25 mm xy)?
+            rec["position_at_rock"] = bool(est.position is not None and fr.rock_centre is not None
+                                           and np.hypot(*(est.position[:2] - fr.rock_centre[:2])) <= 0.025)
             if rec["detected"] and fr.rock_centre is not None:
                 e = (est.position - fr.rock_centre) * 1000
                 rec["xy"], rec["z"] = float(np.hypot(e[0], e[1])), float(e[2])

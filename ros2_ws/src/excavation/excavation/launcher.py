@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import ros_common as rc
+from .dds_shm import SHM_DIR, clean_stale_segments
 
 NODES = ("sim_world", "sim_camera", "sim_robot", "perception", "policy", "episode_runner")
 MODULES = {
@@ -284,6 +285,7 @@ def main(argv=None) -> int:
 
     stack = Stack(cmds, a.log_dir, a.quiet, env)
     interrupted = threading.Event()
+    started_at = time.time() - 1.0
 
     def on_signal(signum, frame):
         interrupted.set()
@@ -324,6 +326,11 @@ def main(argv=None) -> int:
         for s, h in old.items():
             signal.signal(s, h)
         shutil.rmtree(tmpdir, ignore_errors=True)
+        # Nodes that had to be killed leave their Fast DDS shared memory behind (~8 MB each).
+        n, freed = clean_stale_segments(newer_than=started_at)
+        if n:
+            print(f"launch_stack: removed {n} shared-memory files ({freed / 1e6:.1f} MB) that killed nodes left "
+                  f"in {SHM_DIR}", file=sys.stderr, flush=True)
     return code
 
 

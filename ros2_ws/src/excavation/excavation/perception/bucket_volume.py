@@ -126,6 +126,17 @@ def points_in_load(points: np.ndarray, pose: BucketPose, geom: BucketGeometry = 
             & (pb[:, 2] >= geom.tine_thickness / 2 + margin) & (pb[:, 2] <= geom.back_height))
 
 
+def points_ahead_of_tips(points: np.ndarray, pose: BucketPose, geom: BucketGeometry = DEFAULT_BUCKET,
+                         reach: float = 0.06, margin: float = 0.008) -> np.ndarray:
+    """Boolean mask of tray-frame points (N,3) just ahead of the tine tips (up to ``reach``), across the
+    bucket's width and at the load space's heights: where a rock lies that the tines are sliding under,
+    its centre still ahead of them."""
+    R = pose.rotation
+    pb = (points - np.asarray(pose.tip_xyz, dtype=points.dtype)) @ R.astype(points.dtype)
+    return ((pb[:, 0] > margin) & (pb[:, 0] <= reach) & (np.abs(pb[:, 1]) <= geom.width / 2 - margin)
+            & (pb[:, 2] >= geom.tine_thickness / 2 + margin) & (pb[:, 2] <= geom.back_height))
+
+
 def bucket_boxes(pose: BucketPose, geom: BucketGeometry = DEFAULT_BUCKET, wrist_length: float = 0.15):
     """The bucket as oriented boxes (centre, half extents, rotation) in the tray frame, for rendering.
 

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from ..contract import DEFAULT_BUCKET, BucketGeometry
-from .bucket_volume import BucketPose, points_in_bucket, points_in_load
+from .bucket_volume import BucketPose, points_ahead_of_tips, points_in_bucket, points_in_load
 from .candidates import RockCandidate, choose
 from .camera import CameraIntrinsics, validate_pose
 from .clustering import Cluster, OccupancyGrid, mask_clusters
@@ -227,11 +227,12 @@ class RockDetector:
             in_bucket = points_in_bucket(pts, bucket, self.geom, cfg.bucket_margin, cfg.arm_radius,
                                          cfg.bucket_tip_margin)
             load = points_in_load(pts, bucket, self.geom, cfg.load_margin)
+            ahead = points_ahead_of_tips(pts, bucket, self.geom, 0.5 * cfg.rock_size_range[1], cfg.load_margin)
         else:
             in_bucket = np.zeros(len(pts), bool)
-            load = in_bucket
+            load = ahead = in_bucket
         n_bucket = int(in_bucket.sum())
-        load_pts = pts[load]
+        load_pts, ahead_pts = pts[load], pts[ahead]
         band = pts[:, 2] <= cfg.z_range[1]
         bucket_pts = pts[in_bucket & band] if n_bucket else pts[:0]
         soil = pts[band & ~in_bucket]
@@ -272,7 +273,11 @@ class RockDetector:
         if len(load_pts):
             hl = load_pts[:, 2] - ground.height_at(load_pts[:, 0], load_pts[:, 1])
             load_pts = load_pts[hl >= cfg.min_height_above_ground]
-            if self._is_load(load_pts):
+            ha = ahead_pts[:, 2] - ground.height_at(ahead_pts[:, 0], ahead_pts[:, 1])
+            n_ahead = int((ha >= cfg.min_height_above_ground).sum())
+            # As much of it again just ahead of the tips: a rock the tines are sliding under, its centre
+            # still ahead of them -- on the soil, not yet in the bucket.
+            if self._is_load(load_pts) and n_ahead < len(load_pts):
                 # The rock is in the bucket: what stands out against the bucket is that rock (its
                 # part outside the load space) or the bucket's own edges, never a rock on the soil.
                 found = [f for f in found if not f.touches_bucket]
