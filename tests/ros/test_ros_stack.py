@@ -133,6 +133,25 @@ def test_launcher_sigint_stops_every_process(procs, bundle_dir):
     assert wait_for(lambda: not any(_alive(k) for k in kids), 10), [k for k in kids if _alive(k)]
 
 
+@pytest.mark.timeout(180)
+def test_ctrl_c_after_an_episode_prints_and_writes_the_partial_summary(procs, bundle_dir, tmp_path):
+    summary = tmp_path / "summary.json"
+    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "50",
+               "--max-episode-steps", "5", "--summary-json", str(summary), *FAST])
+    lines = []
+    for line in p.stdout:  # waits on the runner's own report of a finished episode
+        lines.append(line)
+        if "episode 1/50:" in line:
+            break
+    assert any("episode 1/50:" in ln for ln in lines), "".join(lines[-20:])
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130
+    assert "=== partial episode summary (interrupted) ===" in out, out[-2000:]
+    s = json.loads(summary.read_text())
+    assert s["partial"] == "interrupted" and 1 <= s["episodes"] < 50 and len(s["per_episode"]) == s["episodes"]
+
+
 @pytest.mark.timeout(60)
 def test_launcher_refuses_a_missing_policy_and_a_bad_config(procs, tmp_path):
     p = procs([sys.executable, "-m", "excavation.launcher", "--policy", str(tmp_path / "nope"), "--episodes", "1"])

@@ -162,6 +162,7 @@ class Stack:
         self.cmds, self.log_dir, self.quiet = cmds, log_dir, quiet
         self.env = dict(env or {})
         self.procs: list[Proc] = []
+        self.pumps: list[threading.Thread] = []
         self.stop_requested = threading.Event()
 
     def start(self) -> None:
@@ -176,7 +177,9 @@ class Stack:
             log = open(os.path.join(self.log_dir, f"{name}.log"), "w") if self.log_dir else None
             proc = Proc(name, p, log)
             self.procs.append(proc)
-            threading.Thread(target=self._pump, args=(proc,), daemon=True).start()
+            pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+            pump.start()
+            self.pumps.append(pump)
 
     def _pump(self, proc: Proc) -> None:
         for line in proc.popen.stdout:
@@ -217,6 +220,10 @@ class Stack:
                 p.popen.wait(timeout=2.0)
             except subprocess.TimeoutExpired:
                 pass
+        # The last lines a node printed while stopping (the runner's partial summary) reach the terminal.
+        for pump in self.pumps:
+            pump.join(timeout=2.0)
+        for p in self.procs:
             if p.log:
                 p.log.close()
 

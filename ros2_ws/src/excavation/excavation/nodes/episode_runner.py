@@ -67,8 +67,9 @@ def format_summary(s: dict) -> str:
     def f(v, fmt="{:.1f}"):
         return "n/a" if v is None else fmt.format(v)
 
+    head = "=== episode summary ===" if not s.get("partial") else f"=== partial episode summary ({s['partial']}) ==="
     return "\n".join([
-        "=== episode summary ===",
+        head,
         f"episodes:          {s['episodes']} at {f(s['resolution_mm'], '{:g}')} mm",
         f"success rate:      {s['success_rate']:.2f} ({s['successes']}/{s['episodes']}; "
         f"time_out {s['results']['time_out']}, failure {s['results']['failure']})",
@@ -98,6 +99,8 @@ def main(args=None) -> int:
             self.status_cv = threading.Condition(self.lock)
             self.frame_wall = {}  # stamp ns -> wall time of its CameraInfo
             self.latencies = []
+            self.results: list[dict] = []  # finished episodes (a partial summary on failure or Ctrl-C)
+            self.t_run: float | None = None
             self.collect = False
             group = ReentrantCallbackGroup()
             self.create_subscription(String, rc.SIM_EPISODE, self._on_status, 10, callback_group=group)
@@ -170,8 +173,8 @@ def main(args=None) -> int:
                 log.error("no episode status from sim_world")
                 return rc.EXIT_RUN_FAILED
             log.info(f"stack is up after {time.monotonic() - t_start:.1f} s; running {p['episodes']} episode(s)")
-            results = []
-            t_run = time.monotonic()
+            results = self.results
+            t_run = self.t_run = time.monotonic()
             for k in range(p["episodes"]):
                 self.call("policy_stop")
                 self.call("stop")
@@ -205,14 +208,24 @@ def main(args=None) -> int:
                 results.append(r)
                 log.info(f"episode {k + 1}/{p['episodes']}: {r['result']} after {r['steps']} steps "
                          f"({r['held_steps']} held, {r['wall_s']} s)")
-            summary = summarize(results, list(self.latencies), (self.status or {}).get("resolution_mm"), time.monotonic() - t_run)
+            self.report()
+            return rc.EXIT_OK
+
+        def report(self, partial: str | None = None) -> None:
+            """Print the summary (and write summary_json): of every episode, or -- ``partial`` says why
+            the run stopped -- of the episodes that finished before it did."""
+            p = self.p
+            wall = time.monotonic() - self.t_run if self.t_run is not None else 0.0
+            summary = summarize(list(self.results), list(self.latencies), (self.status or {}).get("resolution_mm"), wall)
+            if partial:
+                summary["partial"] = partial
             print(format_summary(summary), flush=True)
             if p["summary_json"]:
                 os.makedirs(os.path.dirname(os.path.abspath(p["summary_json"])), exist_ok=True)
                 with open(p["summary_json"], "w") as f:
                     json.dump(summary, f, indent=2)
-                log.info(f"summary written to {p['summary_json']}")
-            return rc.EXIT_OK
+                if rclpy.ok():
+                    self.get_logger().info(f"summary written to {p['summary_json']}")
 
     node, failed = rc.start_node(EpisodeRunner, args)
     if node is None:
@@ -233,6 +246,9 @@ def main(args=None) -> int:
             node.get_logger().error(f"episode run failed: {exc!r}")
         code = rc.EXIT_RUN_FAILED if rclpy.ok() else rc.EXIT_INTERRUPTED
     finally:
+        if code != rc.EXIT_OK and node.t_run is not None:
+            # What ran before the failure or the Ctrl-C is still worth seeing.
+            node.report("interrupted" if code == rc.EXIT_INTERRUPTED else "the run failed")
         # Stop the spin thread before tearing down: a thread still inside the C++ executor when the
         # interpreter exits aborts the process (std::terminate) and turns a good run into exit -6.
         executor.shutdown(timeout_sec=2.0)
