@@ -529,7 +529,8 @@ def pooled(sources: dict) -> dict:
 def check_targets(sources: dict) -> dict:
     out = {}
     for name, s in sources.items():
-        fams = [f for f in s.get("by_family", {}).values() if f.get("detection_rate") is not None]
+        groups = s.get("by_resolution_mm") or s.get("by_family", {})  # the simulator's families: resolutions
+        fams = [f for f in groups.values() if f.get("detection_rate") is not None]
         out[f"{name}: detection >= {TARGETS['detection_rate']}"] = (s.get("detection_rate") or 0) >= TARGETS["detection_rate"]
         out[f"{name}: every family >= {TARGETS['family_detection_rate']}"] = all(
             f["detection_rate"] >= TARGETS["family_detection_rate"] for f in fams)
@@ -553,9 +554,11 @@ def plot_families(sources: dict, path: str) -> None:
 
     fig, axes = plt.subplots(1, len(sources), figsize=(7 * len(sources), 6), squeeze=False)
     for ax, (name, s) in zip(axes[0], sources.items()):
-        fams = list(s.get("by_family", {}))
-        det = [s["by_family"][f].get("detection_rate") for f in fams]
-        fal = [s["by_family"][f].get("false_detection_rate") for f in fams]
+        # The simulator's frames by soil resolution (its frame kinds mix rock and empty trays).
+        groups = s.get("by_resolution_mm") or s.get("by_family", {})
+        fams = [f"{g} mm" if "by_resolution_mm" in s else g for g in groups]
+        det = [v.get("detection_rate") for v in groups.values()]
+        fal = [v.get("false_detection_rate") for v in groups.values()]
         y = np.arange(len(fams))
         ax.barh(y - 0.2, [np.nan if v is None else v for v in det], 0.4, label="detection of visible rocks")
         ax.barh(y + 0.2, [np.nan if v is None else v for v in fal], 0.4, label="false reports per frame")
