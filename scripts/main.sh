@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 . scripts/env.sh
 POLICY="${POLICY:-policies/default}"
 EPISODES="${EPISODES:-3}"
-# 20 mm by default: the depth camera then sees soil grains well below the rock's size, as a real
-# camera sees real soil, and one world steps faster than real time here. At 50-70 mm the soil
-# particles are the rock's size and perception misses up to half the rocks (bench/results/perception.json).
+# 20 mm by default: the policy's finest well-trained resolution (policies/default/policy.json), and one
+# world steps faster than real time here. Perception is set to the resolution's grain size by the
+# launcher (per-resolution figures: bench/results/perception.json, sources.sim.by_resolution_mm).
 # RESOLUTION=final uses the finest resolution the policy was trained to.
 RES="${RESOLUTION:-20}"
 if [ "$RES" = "final" ]; then

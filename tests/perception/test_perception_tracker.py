@@ -132,3 +132,18 @@ def test_a_rock_seen_in_the_bucket_moves_the_track_at_once_and_says_so():
     # Hidden by the wrist afterwards: held (occlusion), never expired while occluded.
     held = tr.update(unseen(Reason.OCCLUDED_BY_BUCKET), 3.0)
     assert np.allclose(held.position, [0.0, 0.1, 0.15]) and not held.in_bucket and held.age_s == pytest.approx(2.9)
+
+
+def test_a_rock_last_seen_against_the_bucket_and_then_gone_is_held_as_taken_by_it():
+    from excavation.perception.candidates import RockCandidate
+
+    tr = RockTracker()
+    at_bucket = RockEstimate(np.array([0.0, 0.0, 0.0]), 0.9, Reason.DETECTED, 0.0, detected=True,
+                             candidates=[RockCandidate(np.zeros(3), 0.03, 0.002, 0.9, True)], chosen=0)
+    tr.update(at_bucket, 0.0)
+    out = tr.update(unseen(Reason.NONE_ABOVE_GROUND), 3.0)  # its place empty: lifted with the bucket
+    assert out.position is not None and out.reason == Reason.OCCLUDED_BY_BUCKET
+    # Seen clear of the bucket instead: gone means gone.
+    tr2 = RockTracker()
+    tr2.update(seen(0.0), 0.0)
+    assert tr2.update(unseen(Reason.NONE_ABOVE_GROUND), 3.0).position is None

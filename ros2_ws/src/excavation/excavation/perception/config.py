@@ -268,8 +268,9 @@ class TrackerConfig:
     max_hold_s: float | None = 0.5
     """Give up a held estimate after this long (s) when the rock's last position is in view and
     empty (reason "none above ground") or a detection is outside the gate: the rock is not hidden, it
-    is gone, and without a position the policy holds still. A rock carried in the bucket is not held
-    but seen there (reason "rock in bucket"); None holds for ever."""
+    is gone, and without a position the policy holds still. A rock carried in the bucket is seen there
+    (reason "rock in bucket"); one last seen in or against the bucket and then gone from its place is
+    held as occluded (the bucket took it). None holds for ever."""
     max_hold_occluded_s: float | None = None
     """The same while the bucket hides the rock's last position (reason "occluded by bucket"); None
     holds for ever: the policy was trained to always see a rock position."""

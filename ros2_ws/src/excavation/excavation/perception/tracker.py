@@ -32,6 +32,7 @@ class RockTracker:
         self._last_seen: float | None = None
         self._last_stamp: float | None = None
         self._pending: list[np.ndarray] = []
+        self._at_bucket = False  # the rock was last seen in or against the bucket
 
     time_jumps = 0  # how many times a time jump reset the track (diagnostics)
 
@@ -53,6 +54,13 @@ class RockTracker:
         self._last_stamp = t
         fresh = det.detected and det.position is not None and det.confidence >= cfg.min_confidence
         reason = det.reason
+        if fresh:
+            self._at_bucket = bool(det.in_bucket or (det.chosen is not None and det.candidates
+                                                      and det.candidates[det.chosen].touches_bucket))
+        elif reason == Reason.NONE_ABOVE_GROUND and self._at_bucket and self._pos is not None:
+            # Last seen in or against the bucket, now gone from its place: the bucket took it (a lifted
+            # rock is hidden by the bucket for seconds) -- held like occlusion, not expired.
+            reason = Reason.OCCLUDED_BY_BUCKET
         if fresh:
             p = np.asarray(det.position, dtype=float)
             if self._pos is None or det.in_bucket:
