@@ -36,6 +36,8 @@ def image_from_buffer(
 ) -> np.ndarray:
     """The pixel array of a sensor_msgs/Image's fields, without cv_bridge (no copy when possible)."""
     dtype, _ = _check_encoding(encoding)
+    if int(width) <= 0 or int(height) <= 0:
+        raise PerceptionInputError(f"depth image: width and height must be > 0, got {width}x{height}")
     itemsize = np.dtype(dtype).itemsize
     step = width * itemsize if step is None else int(step)
     if step < width * itemsize:
