@@ -156,3 +156,19 @@ def test_the_configs_relative_policy_path_is_found_from_any_working_folder(tmp_p
     assert rc.resolve_bundle_path("policies/no_such_bundle") == "policies/no_such_bundle"  # the loader names it
     (tmp_path / "policies" / "default").mkdir(parents=True)
     assert rc.resolve_bundle_path("policies/default") == "policies/default"  # the working folder's comes first
+
+
+def test_policy_targets_say_what_was_clipped():
+    import numpy as np
+
+    from excavation import contract
+    from excavation.nodes.policy_node import compute_target
+
+    xyz, p, clipped = compute_target([0.0, 0.0, 0.1], 0.0, [0.001, 0.0, 0.0, 0.0])
+    assert clipped == [] and np.allclose(xyz, [0.001, 0.0, 0.1])
+    big = 10 * np.asarray(contract.ACTION_LIMIT, float)
+    xyz, p, clipped = compute_target([0.0, 0.0, 0.1], 0.0, big)
+    assert len(clipped) == 1 and clipped[0].startswith("action") and np.allclose(xyz - [0, 0, 0.1], contract.ACTION_LIMIT[:3])
+    xyz, p, clipped = compute_target(contract.WORKSPACE_MAX, contract.PITCH_LIMIT_RAD[1], [0.001, 0.0, 0.0, 0.001])
+    assert any(c.startswith("target") for c in clipped) and np.allclose(xyz, contract.WORKSPACE_MAX)
+    assert p == contract.PITCH_LIMIT_RAD[1]

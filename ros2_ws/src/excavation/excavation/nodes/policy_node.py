@@ -48,12 +48,21 @@ PARAMS = {
 }
 
 
-def compute_target(tip, pitch, action) -> tuple[np.ndarray, float]:
-    """Current pose + displacement, clipped to the action bound and the contract's workspace/pitch."""
-    a = np.clip(np.asarray(action, dtype=float), -contract.ACTION_LIMIT, contract.ACTION_LIMIT)
-    xyz = np.clip(np.asarray(tip, float) + a[:3], contract.WORKSPACE_MIN, contract.WORKSPACE_MAX)
-    p = float(np.clip(float(pitch) + a[3], *contract.PITCH_LIMIT_RAD))
-    return xyz, p
+def compute_target(tip, pitch, action) -> tuple[np.ndarray, float, list[str]]:
+    """Current pose + displacement, clipped to the action bound and the contract's workspace/pitch;
+    also what was clipped (empty when nothing was), for the log."""
+    raw = np.asarray(action, dtype=float)
+    a = np.clip(raw, -contract.ACTION_LIMIT, contract.ACTION_LIMIT)
+    want = np.asarray(tip, float) + a[:3]
+    xyz = np.clip(want, contract.WORKSPACE_MIN, contract.WORKSPACE_MAX)
+    want_p = float(pitch) + a[3]
+    p = float(np.clip(want_p, *contract.PITCH_LIMIT_RAD))
+    clipped = []
+    if not np.array_equal(a, raw):
+        clipped.append(f"action {np.round(raw, 4).tolist()} to the bound +-{np.round(contract.ACTION_LIMIT, 4).tolist()}")
+    if not np.array_equal(xyz, want) or p != want_p:
+        clipped.append(f"target {np.round(want, 3).tolist()} pitch {want_p:.3f} to the workspace")
+    return xyz, p, clipped
 
 
 def main(args=None) -> int:
@@ -95,6 +104,7 @@ def main(args=None) -> int:
             self.pending_tick = None
             self.last_acted_source = -1.0
             self.published = 0
+            self.clipped = 0  # targets whose action or pose was clipped (logged, in diagnostics)
             self.held = 0
             self.hold_reason = "not started"
             self.pub_target = self.create_publisher(PoseStamped, p["target_topic"], 10)
@@ -205,7 +215,11 @@ def main(args=None) -> int:
                 return self._hold(f"policy inference failed: {exc}")
             if action.shape != (contract.ACT_DIM,) or not np.all(np.isfinite(action)):
                 return self._hold(f"policy returned a bad action {action.tolist()}")
-            xyz, p = compute_target(tip, pitch, action)
+            xyz, p, clipped = compute_target(tip, pitch, action)
+            if clipped:
+                self.clipped += 1
+                self.get_logger().warning(f"clipped {'; '.join(clipped)} ({self.clipped} clipped so far)",
+                                          throttle_duration_sec=2.0)
             stamp = rc.s_to_stamp(self.rock[0])
             self.pub_target.publish(rc.pose_msg(stamp, I.TRAY_FRAME, xyz, p))
             self.last_acted_source = self.rock[0]
@@ -224,7 +238,8 @@ def main(args=None) -> int:
                 st.level, st.message = DiagnosticStatus.WARN, f"holding still: {self.hold_reason}"
             else:
                 st.level, st.message = DiagnosticStatus.OK, "running"
-            values = {"running": self.running, "targets_published": self.published, "holds": self.held,
+            values = {"running": self.running, "targets_published": self.published, "targets_clipped": self.clipped,
+                      "holds": self.held,
                       "hold_reason": self.hold_reason, "bundle": json.dumps(self.bundle.meta.get("training", {}).get("final_resolution_mm", ""))}
             st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
             arr = DiagnosticArray()
