@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from excavation.contract import DEFAULT_BUCKET, BucketGeometry
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry
 from excavation.perception.bucket_volume import BucketPose, bucket_boxes
 from excavation.perception.camera import CameraIntrinsics
 from excavation.perception.depth import box_roi

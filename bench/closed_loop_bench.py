@@ -52,8 +52,8 @@ def success_without_observation_noise(policy_dir: str, resolution_mm: float, epi
     """
     from dataclasses import replace
 
-    from excavation_training.env.config import ExcavationEnvConfig
-    from excavation_training.env.excavation_env import ExcavationEnv
+    from excavation_sim.config import ExcavationEnvConfig
+    from excavation_sim.excavation_env import ExcavationEnv
     from excavation_training.evaluation import evaluate, policy_from_file
 
     policy, _ = policy_from_file(policy_dir)

@@ -152,10 +152,10 @@ def _sim_modules():
         sys.path.insert(0, train)
     import torch
 
-    from excavation_training.env.camera import CameraConfig, DepthCamera
-    from excavation_training.env.config import ExcavationEnvConfig
-    from excavation_training.env.excavation_env import ExcavationEnv
-    from excavation_training.env.scripted import ScriptedScoop
+    from excavation_sim.camera import CameraConfig, DepthCamera
+    from excavation_sim.config import ExcavationEnvConfig
+    from excavation_sim.excavation_env import ExcavationEnv
+    from excavation_sim.scripted import ScriptedScoop
 
     return torch, CameraConfig, DepthCamera, ExcavationEnvConfig, ExcavationEnv, ScriptedScoop
 
@@ -266,7 +266,7 @@ def _frames_per_resolution(args) -> dict[float, int]:
 
 
 def sim_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) -> Iterator[Frame]:
-    """Frames of Newton's raytraced depth camera (``excavation_training.env.camera.DepthCamera``, forward
+    """Frames of Newton's raytraced depth camera (``excavation_sim.camera.DepthCamera``, forward
     depth, RealSense-like noise, float32 metres = 32FC1), posed and sized as the calibration file says.
 
     Per resolution, episodes of the training env (domain randomisation on, a new seed per episode,

@@ -44,7 +44,7 @@ def _intrinsics(scene):
 
 def evaluate_scene(scene, use_32fc1: bool = False) -> dict:
     """One scene through a fresh RockPerception; the record the summary is made of."""
-    from excavation.contract import DEFAULT_BUCKET
+    from excavation_contract import DEFAULT_BUCKET
     from excavation.perception import BucketPose, RockPerception, TrayCalibration
     from scenegen import depth_16uc1
 

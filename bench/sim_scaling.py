@@ -30,8 +30,8 @@ def worker(delta_mm: float, num_envs: int, device: str, min_steps: int, budget_s
 
     import torch
 
-    from excavation_training.env.config import ExcavationEnvConfig
-    from excavation_training.env.excavation_env import ExcavationEnv
+    from excavation_sim.config import ExcavationEnvConfig
+    from excavation_sim.excavation_env import ExcavationEnv
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine with Python 3.11: system packages, the project venv (.venv)
-# with every pinned dependency, and the two project packages (training + ROS package) in editable mode.
+# with every pinned dependency, and the project packages (ROS package, simulator, training) in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +20,5 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -r requirements.txt
-python -m pip install -q --no-deps -e ros2_ws/src/excavation -e training
+python -m pip install -q --no-deps -e ros2_ws/src/excavation_contract -e ros2_ws/src/excavation -e sim -e training
 echo "setup done: $(python --version), torch $(python -c 'import torch; print(torch.__version__)'), newton $(python -c 'import newton; print(newton.__version__)')"

@@ -2,7 +2,7 @@
 
 It shares nothing with the perception package's own renderer: soil is an analytic heightfield hit
 by ray marching + bisection, rocks are superquadrics and random-half-space polyhedra, the bucket is
-built from ``excavation.contract.BucketGeometry``, and a D435-like sensor model adds noise, stereo
+built from ``excavation_contract.BucketGeometry``, and a D435-like sensor model adds noise, stereo
 shadow, edge loss, dropouts and quantisation.
 
     from scenegen import FAMILIES, make_scene, depth_16uc1

@@ -1,6 +1,6 @@
 """Fork bucket + wrist/forearm as oriented boxes and z-cylinders in the contract's bucket frame.
 
-Bucket frame (excavation.contract): origin at the tine tips' centre, x from the back plate toward
+Bucket frame (excavation_contract): origin at the tine tips' centre, x from the back plate toward
 the tips, z up when level. Tines span x in [-tine_length, 0] centred on z = 0; the back plate stands
 at x = -tine_length rising in +z; an adapter joins it to the tool0 flange, and the arm (wrist
 cylinder) rises along bucket +z from the flange. Intersections are slab tests in the bucket frame.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from excavation.contract import DEFAULT_BUCKET, BucketGeometry
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry
 
 from .geometry import boxes_hit, cylinder_z_hit
 

@@ -43,7 +43,7 @@ class Scene:
     tray_size: tuple  # inner soil area (sx, sy) m
     rocks: list  # list[RockTruth]
     T_tray_bucket: np.ndarray | None
-    bucket_geometry: object | None  # excavation.contract.BucketGeometry
+    bucket_geometry: object | None  # excavation_contract.BucketGeometry
     labels: np.ndarray  # (H, W) uint8: 0 floor/none, 1 wall, 2 soil, 3 rock, 4 bucket/arm (pre-noise)
     depth_clean: np.ndarray  # (H, W) float32 ideal depth (no sensor effects), 0 = no hit
     rock_ids: np.ndarray  # (H, W) int16 index into rocks of the visible rock, -1 elsewhere

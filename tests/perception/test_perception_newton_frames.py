@@ -10,9 +10,9 @@ import torch
 
 from excavation.nodes.perception_node import load_perception_config, resolve_config
 from excavation.perception import BucketPose, CameraIntrinsics, Reason, RockPerception, TrayCalibration
-from excavation_training.env.camera import DepthCamera
-from excavation_training.env.config import ExcavationEnvConfig
-from excavation_training.env.excavation_env import ExcavationEnv
+from excavation_sim.camera import DepthCamera
+from excavation_sim.config import ExcavationEnvConfig
+from excavation_sim.excavation_env import ExcavationEnv
 
 
 @pytest.fixture(scope="module", params=[50.0, 10.0], ids=["50mm-coarse", "10mm-fine"])

@@ -17,14 +17,24 @@ NODE = r"""
 import os, sys, time
 import rclpy
 from std_msgs.msg import String
-before = set(os.listdir(sys.argv[1]))
 rclpy.init()
 node = rclpy.create_node("shm_probe")
 pub = node.create_publisher(String, "shm_probe", 10)
 for _ in range(20):
     pub.publish(String(data="x"))
     rclpy.spin_once(node, timeout_sec=0.01)
-mine = sorted(set(os.listdir(sys.argv[1])) - before)
+# This process's own files are those whose "_el" lock file it holds open (a directory diff would also
+# catch the files of other ROS processes starting at the same moment, and the segments it maps include
+# its peers').
+mine = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        continue  # the descriptor of the listing itself, already closed
+    if target.startswith(sys.argv[1] + "/") and target.endswith("_el"):
+        mine.append(os.path.basename(target)[: -len("_el")])
+mine.sort()
 print(" ".join(mine), flush=True)
 sys.stdin.read()  # live until the test closes stdin or kills it
 """

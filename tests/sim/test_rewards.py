@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from excavation_training.env.config import RewardConfig
-from excavation_training.env.rewards import TaskState, compute_reward, potential
+from excavation_sim.config import RewardConfig
+from excavation_sim.rewards import TaskState, compute_reward, potential
 
 
 def state(n=4, scoop_dx=0.0, under=False, in_bucket=False, gain=0.0, success=False) -> TaskState:

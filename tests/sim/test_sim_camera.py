@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from excavation_training.env.camera import CameraConfig, DepthCamera, look_down_pose
-from excavation_training.env.config import ExcavationEnvConfig
-from excavation_training.env.excavation_env import ExcavationEnv
+from excavation_sim.camera import CameraConfig, DepthCamera, look_down_pose
+from excavation_sim.config import ExcavationEnvConfig
+from excavation_sim.excavation_env import ExcavationEnv
 
 
 @pytest.fixture(scope="module")

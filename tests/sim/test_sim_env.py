@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from excavation import contract
-from excavation_training.env.config import ExcavationEnvConfig
-from excavation_training.env.excavation_env import ExcavationEnv
-from excavation_training.env.randomization import sample_episode_params
-from excavation_training.env.scene import soil_grid
-from excavation_training.env.scripted import ScriptedScoop
+from excavation_sim.config import ExcavationEnvConfig
+from excavation_sim.excavation_env import ExcavationEnv
+from excavation_sim.randomization import sample_episode_params
+from excavation_sim.scene import soil_grid
+from excavation_sim.scripted import ScriptedScoop
 
 
 def make(num_envs=2, delta_mm=70.0, dr=False, seed=0, **kw) -> ExcavationEnv:

@@ -77,7 +77,7 @@ def test_presets():
 
 
 def test_excavation_env_options_are_checked_against_the_env_config():
-    pytest.importorskip("excavation_training.env.config")
+    pytest.importorskip("excavation_sim.config")
     from excavation_training.runners import build_eval_factory
 
     cfg = TrainConfig().apply_overrides(["env.options.physics.substepz=4"])

@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .env.vec_env import VecEnv
+from excavation_sim.vec_env import VecEnv
 
 PolicyFn = Callable[[torch.Tensor], torch.Tensor]
 EvalEnvFactory = Callable[[float, bool], VecEnv]

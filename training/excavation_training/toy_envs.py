@@ -5,7 +5,7 @@ stickier motion and an easier capture), so a policy trained at one resolution tr
 but not perfectly -- the situation PRPD is built for.
 
 - ``PointReachEnv``: move a point to a goal in 1-D/2-D/... (PPO sanity checks).
-- ``ToyExcavationEnv``: the excavation MDP's observation and action layout (``excavation.contract``)
+- ``ToyExcavationEnv``: the excavation MDP's observation and action layout (``excavation_contract``)
   with cartoon dynamics: reach under the rock with the bucket tilted, capture it, lift it. Policies
   trained on it export to valid bundles, so the whole pipeline runs end to end without Newton.
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from excavation import contract
+import excavation_contract as contract
 
-from .env.vec_env import StepResult
+from excavation_sim.vec_env import StepResult
 
 
 class _ToyBase:
@@ -191,7 +191,7 @@ class ToyExcavationEnv(_ToyBase):
             rock[:, :2] += 0.005 * self._rand(self.num_envs, 2)
             flip = torch.rand(self.num_envs, generator=self.gen) < 0.05
             flag = torch.where(flip, 1.0 - flag, flag)
-        return torch.cat([self.tip, self.pitch[:, None], rock, flag[:, None]], dim=1)
+        return contract.pack_observation(bucket_tip=self.tip, bucket_pitch=self.pitch, rock=rock, rock_in_bucket=flag)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         a = self._check(actions)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from excavation import contract
+import excavation_contract as contract
 
 from ..models import ActorCritic
 from .bundle import FORMAT_VERSION, META_FILE, POLICY_FILE, file_sha256, load_bundle

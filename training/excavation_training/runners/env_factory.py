@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..config import ConfigError, TrainConfig, set_dotted
-from ..env.vec_env import EnvFactory, VecEnv
+from excavation_sim.vec_env import EnvFactory, VecEnv
 
 # (delta_mm, randomize) -> env; evaluation switches domain randomisation per call.
 EvalEnvFactory = Callable[[float, bool], VecEnv]
@@ -17,7 +17,7 @@ def build_eval_factory(cfg: TrainConfig, *, num_envs: int | None = None) -> Eval
 
     if e.name == "excavation":
         # Lazy: the simulator (Newton/Warp) loads only when an excavation env is really built.
-        from ..env.config import ExcavationEnvConfig
+        from excavation_sim.config import ExcavationEnvConfig
 
         base = ExcavationEnvConfig(num_envs=n, device=r.device, seed=r.seed)
         for key, value in e.options.items():
@@ -29,7 +29,7 @@ def build_eval_factory(cfg: TrainConfig, *, num_envs: int | None = None) -> Eval
         def make(delta_mm: float, randomize: bool) -> VecEnv:
             from dataclasses import replace
 
-            from ..env.excavation_env import make_env
+            from excavation_sim.excavation_env import make_env
 
             env_cfg = replace(base, randomization=replace(base.randomization, enabled=bool(randomize)))
             return make_env(delta_mm, env_cfg)

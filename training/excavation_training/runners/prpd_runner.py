@@ -24,11 +24,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from excavation import contract
+import excavation_contract as contract
 
 from ..algorithms import PPO, ConservativeTransfer, QLearner
 from ..config import TrainConfig
-from ..env.vec_env import EnvFactory, VecEnv
+from excavation_sim.vec_env import EnvFactory, VecEnv
 from ..models import ActorCritic
 from ..storage import RolloutStorage
 from .checkpoint import (
@@ -119,7 +119,7 @@ class PRPDRunner:
 
     def _warm_start_from_demonstrations(self) -> None:
         from ..algorithms.demonstrations import behaviour_clone, collect_demonstrations
-        from ..env.scripted import ScriptedScoop
+        from excavation_sim.scripted import ScriptedScoop
 
         d = self.cfg.demo
         n, dev = self.env.num_envs, self.env.device

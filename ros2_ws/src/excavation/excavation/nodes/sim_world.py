@@ -71,8 +71,8 @@ class SimWorld:
         import torch
 
         from excavation.perception import load_calibration
-        from excavation_training.env.config import ExcavationEnvConfig
-        from excavation_training.env.excavation_env import ExcavationEnv
+        from excavation_sim.config import ExcavationEnvConfig
+        from excavation_sim.excavation_env import ExcavationEnv
 
         self.torch = torch
         cfg = ExcavationEnvConfig(num_envs=1, delta_mm=float(p["resolution_mm"]), seed=int(p["seed"]),
@@ -81,7 +81,7 @@ class SimWorld:
         self.env = ExcavationEnv(cfg)
         self.camera = None
         if p["publish_camera"]:
-            from excavation_training.env.camera import CameraConfig, DepthCamera
+            from excavation_sim.camera import CameraConfig, DepthCamera
 
             cal = load_calibration(p["calibration_file"] or rc.config_file("calibration_sim.yaml"))
             w, h = int(p["camera_width"]), int(p["camera_height"])

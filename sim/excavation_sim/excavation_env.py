@@ -4,7 +4,7 @@ One control step (``CONTROL_PERIOD_S``) = ``physics.substeps`` XPBD steps. The b
 body: each physics step it moves a fraction of the commanded displacement, with the matching
 velocity so contacts see it move. Soil is particles, the rock one rigid body of voxel boxes.
 
-Observation/action layout, bounds and control period come from ``excavation.contract`` (the same
+Observation/action layout, bounds and control period come from ``excavation_contract`` (the same
 module the exporter and the ROS nodes use).
 """
 
@@ -15,10 +15,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from excavation import contract
-from excavation.contract import DEFAULT_BUCKET
+import excavation_contract as contract
+from excavation_contract import DEFAULT_BUCKET
 
-from ..warp_setup import init_warp
+from .warp_setup import init_warp
 from .config import ExcavationEnvConfig
 from .randomization import EpisodeParams, sample_episode_params
 from .rewards import TaskState, compute_reward, potential
@@ -431,16 +431,10 @@ class ExcavationEnv:
             rock_obs[:, :2] += self.params.rock_obs_bias + noise
             flip = torch.rand(self.num_envs, generator=self.gen).to(self.device) < dr.rock_in_bucket_error_rate
             flag = torch.where(flip, 1.0 - flag, flag)
-        obs = torch.empty(self.num_envs, self.obs_dim, device=self.device)
-        idx = contract.OBS_INDEX
-        obs[:, idx["bucket_tip_x"]] = self.tip[:, 0]
-        obs[:, idx["bucket_tip_y"]] = self.tip[:, 1]
-        obs[:, idx["bucket_tip_z"]] = self.tip[:, 2] + z_bias
-        obs[:, idx["bucket_pitch"]] = self.pitch
-        obs[:, idx["rock_x"]] = rock_obs[:, 0]
-        obs[:, idx["rock_y"]] = rock_obs[:, 1]
-        obs[:, idx["rock_z"]] = rock_obs[:, 2] + z_bias
-        obs[:, idx["rock_in_bucket"]] = flag
+        z = torch.zeros_like(self.tip)
+        z[:, 2] = z_bias  # the camera's height bias shifts every observed z alike
+        obs = contract.pack_observation(bucket_tip=self.tip + z, bucket_pitch=self.pitch, rock=rock_obs + z,
+                                        rock_in_bucket=flag)
         return torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
 
     # ------------------------------------------------------------------ checkpointing

@@ -22,7 +22,7 @@ import numpy as np
 import warp as wp
 
 import newton
-from excavation.contract import BucketGeometry, DEFAULT_BUCKET
+from excavation_contract import BucketGeometry, DEFAULT_BUCKET
 
 from .config import ExcavationEnvConfig
 from .rock import RockShape, make_rock

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .env.config import DEFAULT_RESOLUTIONS_MM, ExcavationEnvConfig
+from .config import DEFAULT_RESOLUTIONS_MM, ExcavationEnvConfig
 
 
 def _env_config(args: argparse.Namespace, delta_mm: float) -> ExcavationEnvConfig:
@@ -23,8 +23,8 @@ def _env_config(args: argparse.Namespace, delta_mm: float) -> ExcavationEnvConfi
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .env.excavation_env import ExcavationEnv
-    from .env.scripted import run_scripted
+    from .excavation_env import ExcavationEnv
+    from .scripted import run_scripted
 
     rows = []
     for delta in args.delta_mm:
@@ -48,9 +48,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_picture(args: argparse.Namespace) -> int:
-    from .env.camera import DepthCamera
-    from .env.excavation_env import ExcavationEnv
-    from .env.scripted import ScriptedScoop
+    from .camera import DepthCamera
+    from .excavation_env import ExcavationEnv
+    from .scripted import ScriptedScoop
     from .visualize import save_scene_picture
 
     cfg = _env_config(args, args.delta_mm[0])

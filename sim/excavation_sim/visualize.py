@@ -25,9 +25,9 @@ def save_scene_picture(env, frame, path: str | Path, env_id: int = 0) -> Path:
     import matplotlib.pyplot as plt
     from scipy.spatial.transform import Rotation
 
-    from excavation.contract import pitch_rotation
+    from excavation_contract import pitch_rotation
 
-    from .env.scene import _bucket_boxes
+    from .scene import _bucket_boxes
 
     fig = plt.figure(figsize=(13, 5.5))
     ax0 = fig.add_subplot(1, 2, 1)

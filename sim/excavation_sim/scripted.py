@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from excavation import contract
+import excavation_contract as contract
 
 APPROACH, DESCEND, SLIDE, LIFT = 0, 1, 2, 3
 

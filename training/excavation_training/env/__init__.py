@@ -1,1 +1,0 @@
-"""Simulation environments and the batched-env interface."""
