@@ -68,6 +68,12 @@ def test_train_resume_evaluate_export(tmp_path, capsys):
 def test_cli_reports_bad_config(tmp_path, capsys):
     assert main(["train", "--env", "toy", "--set", "prpd.success_threshold=2", "--log-dir", str(tmp_path)]) == 2
     assert "prpd.success_threshold must be in" in capsys.readouterr().err
+    for bad, message in (("ppo.lr=1", "unknown config key 'ppo.lr': ppo has ["),
+                         ("ppo.learning_rate=fast", "ppo.learning_rate must be a number, got 'fast'")):
+        assert main(["train", "--env", "toy", "--set", bad, "--print-config"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("excavation-train train: error: ") and message in err
+        assert err.count("\n") == 1 and "Traceback" not in err
     assert main(["resume", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

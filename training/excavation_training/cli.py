@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="experiment/profile preset: prpd, fixed (fixed-resolution PPO), direct (70->10), alpha0, alpha1, paper (128x128), cpu (small)")
     t.add_argument("--env", choices=("excavation", "toy", "point"), help="env to train on (default: excavation, the Newton simulator)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config field, e.g. --set ppo.learning_rate=3e-4 --set prpd.resolutions_mm=[70,40,10]")
+                   help="override one config field (the value is parsed as YAML), e.g. --set ppo.learning_rate=3e-4 "
+                   "--set prpd.resolutions_mm=[70,40,10] --set env.options.physics.substeps=4")
     t.add_argument("--log-dir", type=Path, help="run folder (default: runner.log_dir)")
     t.add_argument("--iterations", type=int, help="stop after this many iterations (a checkpoint is written)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -2,9 +2,10 @@
 
 ``TrainConfig`` is the root. Every field is documented next to its default; the defaults are the
 paper's (PRPD, arXiv 2412.07477, Table I) where the paper gives a value, otherwise rsl_rl's PPO
-defaults. The tree loads from YAML (``TrainConfig.from_yaml``), takes ``a.b.c=value`` overrides
-(``apply_overrides``; the CLI's ``--set``) and is checked by ``validate()``, which names the field
-and what was expected.
+defaults. The dataclasses are the schema of OmegaConf structured configs: loading YAML
+(``TrainConfig.from_yaml``), ``a.b.c=value`` overrides (``apply_overrides``; the CLI's ``--set``,
+values parsed as YAML), merges and YAML dumps go through OmegaConf, whose type errors become
+``ConfigError``s naming the key and the expected type. ``validate()`` checks ranges and choices.
 
 Loss weights (see ``training/docs/prpd.md``):
     c1 = ppo.value_loss_coef, c2 = ppo.entropy_coef, c3 = prpd.alpha_0 (distillation),
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 # The paper's schedule (Table I): 70 -> 10 mm in 10 mm steps.
 PAPER_RESOLUTIONS_MM: tuple[float, ...] = (70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0)
@@ -235,54 +239,54 @@ class TrainConfig:
 
     # -------------------------------------------------------------- conversion
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        """Plain dicts and lists (YAML/JSON-safe), as stored in checkpoints."""
+        return OmegaConf.to_container(_schema(self))
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        cfg = cls()
-        _update_from_dict(cfg, data, prefix="")
-        return cfg
+        if not isinstance(data, (dict, DictConfig)):
+            raise ConfigError(f"a config must be a mapping, got {data!r}")
+        return _merge_into(cls(), data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        import yaml
-
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+        try:
+            data = OmegaConf.load(path)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        if not isinstance(data, DictConfig):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level, got a list")
         return cls.from_dict(data)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
-        import yaml
-
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = OmegaConf.to_yaml(_schema(self))
         if path is not None:
             Path(path).write_text(text)
         return text
 
     def apply_overrides(self, overrides: list[str] | dict[str, Any]) -> TrainConfig:
-        """Apply ``"a.b=value"`` strings (values parsed as YAML scalars/lists) or a ``{dotted: value}`` dict."""
-        import yaml
-
-        items: list[tuple[str, Any]] = []
+        """Apply ``"a.b=value"`` strings (values parsed as YAML) or a ``{dotted: value}`` dict, in place."""
         if isinstance(overrides, dict):
             items = list(overrides.items())
         else:
+            items = []
             for text in overrides:
-                if "=" not in text:
+                key, eq, raw = text.partition("=")
+                if not eq:
                     raise ConfigError(f"override {text!r} must look like key.path=value")
-                key, raw = text.split("=", 1)
-                try:
-                    value = yaml.safe_load(raw) if raw.strip() else ""
+                key = _key(key.strip())
+                try:  # OmegaConf parses the value as YAML; ${...} interpolations resolve at the merge
+                    value = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key}={raw}"]))
                 except yaml.YAMLError as exc:
-                    raise ConfigError(f"override {key}: cannot parse value {raw!r}: {exc}") from None
-                items.append((key.strip(), value))
-        for key, value in items:
-            _set_dotted(self, key, value)
-        return self
+                    raise ConfigError(f"override {key}: cannot parse value {raw!r}: {_yaml_problem(exc)}") from None
+                for name in key.split("."):
+                    value = value[name]
+                items.append((key, value))
+        schema = _schema(self)
+        return _merge_into(self, *(_patch(schema, key, value) for key, value in items))
 
     # -------------------------------------------------------------- checks
     def validate(self) -> TrainConfig:
@@ -402,127 +406,117 @@ def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
 PRESETS = ("prpd", "fixed", "direct", "alpha0", "alpha1", "paper", "cpu")
 
 
-# ------------------------------------------------------------------ typed setters
-def _plain(x):
-    """asdict() output -> YAML/JSON-safe (tuples become lists)."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
-def _field_types(obj) -> dict[str, Any]:
-    return typing.get_type_hints(type(obj))
-
-
-def _update_from_dict(obj, data: dict, prefix: str) -> None:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        sub = getattr(obj, key, None) if _has_field(obj, key) else None
-        if sub is not None and dataclasses.is_dataclass(sub):
-            _update_from_dict(sub, value, prefix=f"{path}.")
-        else:
-            _set_field(obj, key, value, path)
-
-
-def _has_field(obj, name: str) -> bool:
-    return any(f.name == name for f in dataclasses.fields(obj))
-
-
+# ------------------------------------------------------------------ OmegaConf plumbing
 def set_dotted(root, dotted: str, value) -> None:
-    """Set ``a.b.c`` on a dataclass tree, coercing ``value`` to the field's annotated type."""
-    _set_dotted(root, dotted, value)
+    """Set ``a.b.c`` on a dataclass tree (this one, or the simulator's ``ExcavationEnvConfig``) in place.
+
+    OmegaConf converts ``value`` to the field's type (``"4"`` -> 4, ``"false"`` -> False) or refuses
+    it; a list field also takes a scalar or a comma-separated string (``"64,64"``, ``"[70,10]"``).
+    """
+    _merge_into(root, _patch(_schema(root), dotted, value))
 
 
-def _set_dotted(root, dotted: str, value) -> None:
-    parts = dotted.split(".")
-    obj = root
-    for i, name in enumerate(parts):
-        path = ".".join(parts[: i + 1])
-        if not _has_field(obj, name):
-            known = [f.name for f in dataclasses.fields(obj)]
-            where = ".".join(parts[:i]) or "the config root"
-            raise ConfigError(f"unknown config key {path!r}: {where} has {known}")
-        current = getattr(obj, name)
-        last = i == len(parts) - 1
-        if isinstance(current, dict) and not last:
-            # Free-form option dicts take the rest of the dotted key as one entry.
-            current[".".join(parts[i + 1 :])] = value
-            return
-        if last:
-            if dataclasses.is_dataclass(current):
-                _update_from_dict(current, value, prefix=f"{path}.")
-            else:
-                _set_field(obj, name, value, path)
-            return
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"config key {path!r} is a value, not a section; cannot set {dotted!r}")
-        obj = current
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"{getattr(exc, 'problem', None) or exc}" + (f" (column {mark.column + 1})" if mark else "")
 
 
-def _set_field(obj, name: str, value, path: str) -> None:
-    if not _has_field(obj, name):
-        known = [f.name for f in dataclasses.fields(obj)]
-        raise ConfigError(f"unknown config key {path!r}; known keys here: {known}")
-    setattr(obj, name, _coerce(value, _field_types(obj)[name], path))
+_WHAT = {bool: ("a boolean (true/false)", "booleans"), int: ("an integer", "integers"),
+         float: ("a number", "numbers"), str: ("a string", "strings")}
 
 
-def _coerce(value, typ, path: str):
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(typ):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~")):
-            return None
-        (inner,) = [a for a in typing.get_args(typ) if a is not type(None)]
-        return _coerce(value, inner, path)
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ConfigError(f"{path} must be a boolean (true/false), got {value!r}")
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"{path} must be an integer, got {value!r}")
-        try:
-            f = float(value)
-        except ValueError:
-            raise ConfigError(f"{path} must be an integer, got {value!r}") from None
-        if not f.is_integer():
-            raise ConfigError(f"{path} must be an integer, got {value!r}")
-        return int(f)
-    if typ is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{path} must be a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path} must be a number, got {value!r}") from None
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path} must be a string, got {value!r}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(typ)
-        homogeneous = len(args) == 2 and args[1] is Ellipsis
+def _expected(typ) -> str:
+    """What a field annotated ``typ`` takes, in words."""
+    args = typing.get_args(typ)
+    if type(None) in args:
+        return f"{_expected(next(a for a in args if a is not type(None)))} or null"
+    if typing.get_origin(typ) is tuple:
+        items = _WHAT.get(args[0], ("", args[0].__name__))[1]
+        return f"a list of {items}" if args[-1] is Ellipsis else f"a list of {len(args)} {items}"
+    return _WHAT.get(typ, ("a mapping",))[0]
+
+
+def _error(exc: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
+    """OmegaConf's exception -> a one-line ConfigError naming the full key and what it takes."""
+    key, typ = exc.full_key, None
+    if isinstance(exc, ConfigKeyError):
+        parent = key.rpartition(".")[0]
+        known = list((OmegaConf.select(schema, parent) if parent else schema).keys())
+        return ConfigError(f"unknown config key {key!r}: {parent or 'the config root'} has {known}")
+    if isinstance(exc, InterpolationResolutionError) or not key:
+        pass
+    elif isinstance(exc.key, int):  # a list item; ref_type is the list's annotation
+        typ = (typing.get_args(exc.ref_type) or (None,))[0]
+    elif dataclasses.is_dataclass(exc.object_type):
+        typ = typing.get_type_hints(exc.object_type).get(exc.key)
+    if typ is None:
+        return ConfigError(f"{key or 'config'}: {str(exc.msg).splitlines()[0]}")
+    value = OmegaConf.to_container(exc.value) if OmegaConf.is_config(exc.value) else exc.value
+    return ConfigError(f"{key} must be {_expected(typ)}, got {value!r}")
+
+
+def _schema(obj) -> DictConfig:
+    """The OmegaConf structured config of a dataclass tree (type-checks its current values)."""
+    try:
+        return OmegaConf.structured(obj)
+    except OmegaConfBaseException as exc:
+        raise _error(exc, OmegaConf.structured(type(obj))) from None
+
+
+def _key(dotted: str) -> str:
+    if not all(dotted.split(".")) or "[" in dotted:
+        raise ConfigError(f"config key {dotted!r} must be dotted names, like ppo.learning_rate")
+    return dotted
+
+
+def _patch(schema: DictConfig, dotted: str, value) -> DictConfig:
+    """``{a: {b: {c: value}}}``; a scalar or a comma-separated string aimed at a list field becomes a list."""
+    if isinstance(OmegaConf.select(schema, dotted, default=None, throw_on_resolution_failure=False), ListConfig):
         if isinstance(value, str):
-            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+        elif value is not None and not isinstance(value, (list, tuple, ListConfig)):
             value = [value]
-        what = f"a list of {args[0].__name__}" if homogeneous else f"a list of {len(args)} values"
-        if not isinstance(value, (list, tuple)) or (not homogeneous and len(value) != len(args)):
-            raise ConfigError(f"{path} must be {what}, got {value!r}")
-        item_types = [args[0]] * len(value) if homogeneous else list(args)
-        return tuple(_coerce(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
-    if typ is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path} must be a mapping, got {value!r}")
-        return dict(value)
-    return value
+    patch = OmegaConf.create()
+    OmegaConf.update(patch, _key(dotted), value, merge=False)
+    return patch
+
+
+def _check_sections(schema: DictConfig, patch: dict, prefix: str = "") -> None:
+    """Name the key when a value would replace a whole section (OmegaConf's merge error does not)."""
+    for key, value in patch.items():
+        sub = schema[key] if isinstance(key, str) and key in schema else None
+        if isinstance(sub, DictConfig) and isinstance(value, dict):
+            _check_sections(sub, value, f"{prefix}{key}.")
+        elif isinstance(sub, DictConfig):
+            what = "a mapping" if OmegaConf.get_type(sub) is dict else f"a section of {list(sub.keys())}"
+            raise ConfigError(f"{prefix}{key} must be {what}, not a value; got {value!r}")
+
+
+def _merge_into(obj, *patches):
+    """Merge ``patches`` onto the dataclass tree ``obj`` (updated in place) through OmegaConf."""
+    schema = _schema(obj)
+    try:
+        for p in patches:
+            _check_sections(schema, OmegaConf.to_container(p) if OmegaConf.is_config(p) else p)
+        merged = OmegaConf.to_object(OmegaConf.merge(schema, *patches))
+    except OmegaConfBaseException as exc:
+        raise _error(exc, schema) from None
+    _retuple(merged)
+    vars(obj).update(vars(merged))
+    return obj
+
+
+def _retuple(obj, path: str = "") -> None:
+    """OmegaConf hands tuple fields back as lists: make them tuples again (checking fixed lengths)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, typ = getattr(obj, f.name), hints[f.name]
+        if dataclasses.is_dataclass(value):
+            _retuple(value, f"{path}{f.name}.")
+        elif typing.get_origin(typ) is tuple and isinstance(value, list):
+            if typing.get_args(typ)[-1] is not Ellipsis and len(value) != len(typing.get_args(typ)):
+                raise ConfigError(f"{path}{f.name} must be {_expected(typ)}, got {value!r}")
+            setattr(obj, f.name, tuple(value))
 
 
 # ------------------------------------------------------------------ validators
