@@ -19,7 +19,9 @@ Cycle (every ``1/rate_hz`` s):
 from __future__ import annotations
 
 import collections
+import datetime
 import logging
+import os
 import queue
 import threading
 import time
@@ -45,6 +47,7 @@ LOG = logging.getLogger("ur5e_control_loop")
 SAFETY_BIT_PROTECTIVE_STOPPED = 1 << 2
 SAFETY_BITS_EMERGENCY = (1 << 5) | (1 << 6) | (1 << 7)
 ROBOT_MODE_RUNNING = 7
+PACING_CHOICES = ("hybrid", "sleep", "ur_rtde")
 
 
 @dataclass
@@ -60,9 +63,41 @@ class LoopConfig:
     heartbeat_timeout_s: float = 0.15  # ENABLED and the control thread's loop counter frozen this long = FAULT
     request_timeout_s: float = 10.0
     recover_power_on: bool = True  # after an e-stop is released, power on + brake release on recover
+    # How each cycle waits for its deadline (see ``LoopPacer``; figures in bench/results/rtde_loop.json):
+    # "hybrid" (default): time.sleep to ``pacing_spin_s`` before the absolute deadline, then a short
+    #   spin on time.perf_counter, holding the GIL for at most ``pacing_spin_s``: the thread wakes early,
+    #   takes the GIL back while other threads may still hold it, and is running at the deadline
+    #   ("sleep" and "ur_rtde" retake the GIL after the deadline). With SCHED_FIFO at load avg ~5 it gave
+    #   p99 0.006 ms twice (ur_rtde 0.12-1.5, sleep 0.22-1.6); at load 8-12 all three were ~5-6 ms;
+    # "sleep": time.sleep to the absolute deadline (no spin; least CPU);
+    # "ur_rtde": RTDEControlInterface.waitPeriod to the same absolute deadlines (ur_rtde's clock_nanosleep
+    #   + spin in C++, GIL released); only for rates whose period is whole ms (500, 250, 125 Hz ...).
+    pacing: str = "hybrid"
+    pacing_spin_s: float = 0.0004  # "hybrid" only: spin this long before each deadline, [0, 0.002]
+    # SCHED_FIFO priority for the control thread only (1..99; 0 = leave the normal scheduler). Needs
+    # CAP_SYS_NICE or an RLIMIT_RTPRIO; where refused the loop logs once (info) and runs without it.
+    # Threads the control thread starts inherit it: ur_rtde's receive threads, which feed the state the
+    # loop checks for staleness (without them at FIFO, CPU burners starved them into stale-state
+    # disconnects in the bench), and the teardown thread (it blocks; it does not spin).
+    # 20: below ur_rtde's own threads on an RT kernel (up to 90) and the kernel's IRQ threads (50).
+    rt_priority: int = 20
+    # CPUs the control thread may run on (empty = leave as is); refused or invalid -> logged once, ignored.
+    # Threads the control thread starts afterwards (ur_rtde's receive threads) inherit the mask.
+    cpu_affinity: tuple[int, ...] = ()
 
     def validate(self) -> None:
         errors = []
+        if self.pacing not in PACING_CHOICES:
+            errors.append(f"pacing must be one of {', '.join(PACING_CHOICES)}, got {self.pacing!r}")
+        if not (0 <= self.pacing_spin_s <= 0.002):
+            errors.append(f"pacing_spin_s must be in [0, 0.002], got {self.pacing_spin_s}")
+        if not (0 <= int(self.rt_priority) <= 99):
+            errors.append(f"rt_priority must be in [0, 99] (0 = normal scheduling), got {self.rt_priority}")
+        if self.pacing == "ur_rtde" and self.rate_hz > 0 and abs(1000.0 / self.rate_hz - round(1000.0 / self.rate_hz)) > 1e-9:
+            errors.append(f"pacing 'ur_rtde' needs a period of whole milliseconds (ur_rtde's waitPeriod rounds "
+                          f"it down), got rate_hz {self.rate_hz}")
+        if any(int(c) < 0 for c in self.cpu_affinity):
+            errors.append(f"cpu_affinity must list CPU numbers >= 0, got {list(self.cpu_affinity)}")
         if not (0 < self.rate_hz <= 500):
             errors.append(f"rate_hz must be in (0, 500], got {self.rate_hz}")
         if not (0.03 <= self.servo_lookahead_s <= 0.2):
@@ -136,6 +171,7 @@ class ControlLoop:
         # tell a control thread stuck inside ur_rtde (servoL / servoStop blocking) from a live one.
         self.loop_count = 0
         self.events: collections.deque = collections.deque(maxlen=200)  # (time, text) for logs
+        self.scheduling: dict = {}  # what apply_thread_scheduling could set on the control thread
 
     # ------------------------------------------------------------------ public (any thread)
 
@@ -194,7 +230,8 @@ class ControlLoop:
         self.events.append((time.monotonic(), text))
 
     def _run(self) -> None:
-        next_t = time.perf_counter()
+        self.scheduling = apply_thread_scheduling(self.cfg.rt_priority, self.cfg.cpu_affinity)
+        pacer = LoopPacer(self.dt, self.cfg.pacing, self.cfg.pacing_spin_s)
         while not self._stop.is_set():
             now = time.perf_counter()
             self.cycle_starts.append(now)
@@ -206,14 +243,9 @@ class ControlLoop:
                 self._safe_stop()
                 self.sm.fault(f"internal error: {exc!r}")
             if self._io is None:
-                next_t = time.perf_counter() + 0.05  # disconnected: no need to spin at 500 Hz
+                pacer.idle(0.05)  # disconnected: no need to run at 500 Hz
             else:
-                next_t += self.dt
-            delay = next_t - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -0.05:
-                next_t = time.perf_counter()  # overran badly: resync instead of bursting
+                pacer.wait(self._io.control)
         self._safe_stop()
         if self._io is not None:
             self._io.close()
@@ -465,6 +497,99 @@ class ControlLoop:
                 self._state = {**keep, **base}
             else:
                 self._state = {**s, **base}
+
+
+_SCHED_LOGGED: set = set()  # each refusal is logged once per process, not once per loop or reconnect
+
+
+def apply_thread_scheduling(rt_priority: int = 0, cpus=()) -> dict:
+    """SCHED_FIFO at ``rt_priority`` and/or a CPU mask for the calling thread, where permitted.
+
+    Call from the thread itself (Linux applies both per thread). Never raises: a refusal (no
+    CAP_SYS_NICE / RLIMIT_RTPRIO, a CPU that is not there, a platform without these calls) is logged
+    once at info level and the thread keeps the normal scheduler. Returns what was applied.
+    """
+    out: dict = {"rt_priority": 0, "cpus": None, "refused": []}
+
+    def refused(what: str, exc: BaseException) -> None:
+        out["refused"].append(f"{what}: {exc}")
+        if what not in _SCHED_LOGGED:
+            _SCHED_LOGGED.add(what)
+            LOG.info("control loop: %s not applied (%s); running without it", what, exc)
+
+    if cpus:
+        try:
+            os.sched_setaffinity(0, {int(c) for c in cpus})
+            out["cpus"] = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError, ValueError) as exc:  # PermissionError is an OSError
+            refused(f"cpu_affinity {sorted(int(c) for c in cpus)}", exc)
+    if rt_priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(rt_priority)))
+            out["rt_priority"] = int(rt_priority)
+        except (AttributeError, OSError, ValueError) as exc:
+            refused(f"SCHED_FIFO priority {int(rt_priority)}", exc)
+    return out
+
+
+class LoopPacer:
+    """Waits for the next deadline of a fixed-rate loop (``period_s``), in one of ``PACING_CHOICES``.
+
+    Deadlines are absolute (next = previous + period), so one late cycle does not shift the ones
+    after it; after an overrun of more than ``resync_s`` the schedule restarts from now instead of
+    bursting to catch up. "sleep" time.sleeps to the deadline; "hybrid" sleeps until ``spin_s``
+    before it (the sleep's wake-up lateness), then spins on the clock; "ur_rtde" hands the same
+    absolute deadline to ``control.waitPeriod`` (clock_nanosleep + spin in C++, GIL released). Its
+    ``waitPeriod(t_start)`` waits until t_start + the period, so t_start is this deadline minus one
+    period (ur_rtde's own ``initPeriod()`` per cycle would add the loop's own overhead to every period:
+    measured 2.02-2.07 ms instead of 2.000). Without a control interface, or if ur_rtde fails,
+    "ur_rtde" falls back to "hybrid". ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(self, period_s: float, mode: str = "hybrid", spin_s: float = 0.0004, resync_s: float = 0.05,
+                 clock=time.perf_counter, sleep=time.sleep):
+        if mode not in PACING_CHOICES:
+            raise ValueError(f"pacing must be one of {', '.join(PACING_CHOICES)}, got {mode!r}")
+        self.period, self.mode, self.resync_s = float(period_s), mode, float(resync_s)
+        self.spin_s = float(spin_s) if mode == "hybrid" else 0.0
+        self._clock, self._sleep = clock, sleep
+        self.next_t = clock()
+        self._control = None
+        self._ur_offset = None  # ur_rtde steady_clock time point (a timedelta) minus ``clock()``
+        self.overruns = 0  # deadlines already past when the cycle ended
+
+    def wait(self, control=None) -> None:
+        """Wait until this cycle's deadline (the previous deadline + one period)."""
+        self.next_t += self.period
+        now = self._clock()
+        if self.next_t - now < -self.resync_s:
+            self.overruns += 1
+            self.next_t = now  # overran badly: resync instead of bursting
+            return
+        if self.next_t <= now:
+            self.overruns += 1
+            return
+        if self.mode == "ur_rtde" and control is not None:
+            try:
+                if control is not self._control or self._ur_offset is None:
+                    c0 = self._clock()
+                    ur_now = control.initPeriod()
+                    self._ur_offset = ur_now - datetime.timedelta(seconds=0.5 * (c0 + self._clock()))
+                    self._control = control
+                control.waitPeriod(self._ur_offset + datetime.timedelta(seconds=self.next_t - self.period))
+                return
+            except Exception as exc:
+                LOG.info("control loop: ur_rtde initPeriod/waitPeriod failed (%r); pacing falls back to hybrid", exc)
+                self.mode, self.spin_s, self._control, self._ur_offset = "hybrid", 0.0004, None, None
+        if self.next_t - now > self.spin_s:
+            self._sleep(self.next_t - now - self.spin_s)
+        while self._clock() < self.next_t:  # at most spin_s (plus any wake-up lateness)
+            pass
+
+    def idle(self, seconds: float) -> None:
+        """Wait ``seconds`` (disconnected: no fixed rate) and restart the schedule from there."""
+        self._sleep(seconds)
+        self.next_t = self._clock()
 
 
 def flange_limited_setpoint(previous: np.ndarray, setpoint: np.ndarray, max_flange_step_m: float,
