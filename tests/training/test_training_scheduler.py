@@ -7,11 +7,17 @@ import math
 import pytest
 
 from training_helpers import point_factory, small_config
+from excavation_training.config import PRPDConfig
 from excavation_training.runners import PRPDRunner, ResolutionScheduler
 
 
+def _scheduler(resolutions, threshold, max_iterations, **kw):
+    return ResolutionScheduler(PRPDConfig(resolutions_mm=tuple(resolutions), success_threshold=threshold,
+                                          max_iterations_per_stage=max_iterations, **kw))
+
+
 def test_scheduler_advances_on_threshold():
-    s = ResolutionScheduler([70, 60, 50], threshold=0.95, max_iterations=400)
+    s = _scheduler([70, 60, 50], threshold=0.95, max_iterations=400)
     assert s.step(0.5) is None
     assert s.step(float("nan")) is None  # no finished episodes: no decision
     assert s.step(0.949) is None
@@ -20,7 +26,7 @@ def test_scheduler_advances_on_threshold():
 
 
 def test_scheduler_advances_on_cap_and_finishes():
-    s = ResolutionScheduler([70, 10], threshold=0.95, max_iterations=3)
+    s = _scheduler([70, 10], threshold=0.95, max_iterations=3)
     assert [s.step(0.0) for _ in range(3)] == [None, None, "cap"]
     assert s.advance() and s.delta_mm == 10
     assert s.remaining_iterations_bound() == 3
@@ -31,7 +37,7 @@ def test_scheduler_advances_on_cap_and_finishes():
 
 
 def test_last_stage_can_ignore_threshold():
-    s = ResolutionScheduler([10], threshold=0.5, max_iterations=2, finish_on_threshold=False)
+    s = _scheduler([10], threshold=0.5, max_iterations=2, finish_on_threshold=False)
     assert s.step(1.0) is None
     assert s.step(1.0) == "cap"
 
@@ -86,5 +92,5 @@ def test_stage_change_keeps_the_adapted_learning_rate_unless_told_not_to(tmp_pat
     adapted = seen[-1]  # the rate the first stage's update ended with
     assert adapted < cfg.ppo.learning_rate  # desired_kl ~ 0: the rule lowered it in the first stage
     assert runner.scheduler.stage == 1  # the cap moved it on to the next resolution
-    assert runner.ppo.learning_rate == (adapted if keep else cfg.ppo.learning_rate)
-    assert all(not s for s in runner.ppo.optimizer.state.values())  # fresh Adam moments either way
+    assert runner.alg.learning_rate == (adapted if keep else cfg.ppo.learning_rate)
+    assert all(not s for s in runner.alg.optimizer.state.values())  # fresh Adam moments either way

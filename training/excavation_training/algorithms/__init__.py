@@ -1,7 +1,6 @@
-"""PPO and PRPD's conservative transfer (distillation term + auxiliary Q)."""
+"""PRPD's algorithm (PPO + conservative transfer, ``prpd.py``), its auxiliary Q and the demonstration warm start."""
 
-from .ppo import PPO
-from .prpd_transfer import ConservativeTransfer, distillation_loss, estimate_alpha
+from .prpd import PRPD, Transition, distillation_loss, estimate_alpha
 from .q_function import QLearner
 
-__all__ = ["PPO", "ConservativeTransfer", "QLearner", "distillation_loss", "estimate_alpha"]
+__all__ = ["PRPD", "QLearner", "Transition", "distillation_loss", "estimate_alpha"]

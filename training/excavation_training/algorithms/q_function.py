@@ -1,4 +1,5 @@
-"""Training of the auxiliary Q(s, a) on the current resolution's rollouts."""
+"""The auxiliary Q(s, a) of PRPD's mixture rate, fitted on each rollout of the current resolution
+(step 1 of ``PRPD.update``; targets ``q.target``, see training/docs/prpd.md)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,7 @@ from ..storage import RolloutStorage
 class QLearner:
     def __init__(self, obs_dim: int, act_dim: int, cfg: QConfig, gamma: float, device: torch.device) -> None:
         self.cfg, self.gamma = cfg, gamma
-        self.obs_dim, self.act_dim, self.device = obs_dim, act_dim, device
-        self.reset()
-
-    def reset(self) -> None:
-        self.q = QFunction(self.obs_dim, self.act_dim, self.cfg).to(self.device)
+        self.q = QFunction(obs_dim, act_dim, cfg).to(device)
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=self.cfg.learning_rate)
 
     @torch.no_grad()
@@ -34,7 +31,8 @@ class QLearner:
         next_q[-1] = storage.last_values
         return storage.rewards + self.gamma * (1.0 - storage.dones.float()) * next_q
 
-    def update(self, storage: RolloutStorage, policy: ActorCritic, generator: torch.Generator) -> dict[str, float]:
+    def fit(self, storage: RolloutStorage, policy: ActorCritic, generator: torch.Generator) -> dict[str, float]:
+        """``q.num_epochs`` passes of squared-error regression on the rollout's targets."""
         storage.q_targets = self.compute_targets(storage, policy)
         total, n = 0.0, 0
         for batch in storage.minibatches(self.cfg.num_mini_batches, self.cfg.num_epochs, generator):

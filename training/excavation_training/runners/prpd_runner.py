@@ -1,10 +1,11 @@
 """PRPD training loop: PPO at one resolution at a time, coarse to fine, with conservative transfer.
 
-One iteration = roll out ``num_envs`` envs for ``steps_per_iteration`` steps, fit the auxiliary Q on
-that rollout (stages with a teacher, alpha 'dynamic'), one PPO update with the distillation term,
-update the observation normaliser, then ask the scheduler whether this resolution is done. When it
-is: snapshot the policy, freeze a copy as the teacher, rebuild the env at the next resolution (via
-the EnvFactory) and keep training the same networks there.
+The runner only loops; the learning is ``algorithms.prpd.PRPD`` (its docstring states the objective).
+One iteration = roll out ``num_envs`` envs for ``steps_per_iteration`` steps through the algorithm
+(``act`` / ``process_env_step`` / ``compute_returns``), ``update()``, log, checkpoint, and ask the
+scheduler whether this resolution is done. When it is: snapshot the policy, rebuild the env at the
+next resolution (via the EnvFactory) and ``PRPD.start_stage()``, which freezes a copy of the policy
+as the teacher and keeps training the same networks.
 
 Fixed-resolution PPO is the one-resolution schedule; direct transfer is the schedule (70, 10).
 """
@@ -26,11 +27,10 @@ import torch
 
 import excavation_contract as contract
 
-from ..algorithms import PPO, ConservativeTransfer, QLearner
+from ..algorithms import PRPD
 from ..config import TrainConfig
 from excavation_sim.vec_env import EnvFactory, VecEnv
 from ..models import ActorCritic
-from ..storage import RolloutStorage
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -86,10 +86,7 @@ class PRPDRunner:
         # so its state in the checkpoint is all resume needs to continue the same random stream.
         self.generator = torch.Generator().manual_seed(cfg.runner.seed)
 
-        p = cfg.prpd
-        self.scheduler = ResolutionScheduler(
-            p.resolutions_mm, p.success_threshold, p.max_iterations_per_stage, p.finish_on_threshold
-        )
+        self.scheduler = ResolutionScheduler(cfg.prpd)
         if checkpoint is not None:
             self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.env = self._make_env(self.scheduler.delta_mm)
@@ -99,11 +96,8 @@ class PRPDRunner:
         self.control_period = float(getattr(self.env, "control_period", contract.CONTROL_PERIOD_S))
 
         self.policy = ActorCritic(self.obs_dim, self.act_dim, cfg.policy).to(self.device)
-        self.ppo = PPO(self.policy, cfg.ppo, self.generator)
-        self.teacher: ActorCritic | None = None
-        self.q_learner: QLearner | None = None
-        self.transfer: ConservativeTransfer | None = None
-        self.storage = self._make_storage()
+        self.alg = PRPD(self.policy, cfg, self.generator, self.device)
+        self.alg.init_storage(self.env.num_envs, cfg.runner.steps_per_iteration)
 
         self.iteration = 0
         self.counters = {"samples": 0, "sim_seconds": 0.0, "simulated_seconds": 0.0, "wall_seconds": 0.0}
@@ -141,8 +135,18 @@ class PRPDRunner:
             obs, act = torch.cat([obs, o]), torch.cat([act, a])
             mse = fit(obs, act)
         self.counters["samples"] += int(obs.shape[0])
-        self.ppo.reset_optimizer(learning_rate=d.ppo_learning_rate)
+        self.alg.reset_optimizer(learning_rate=d.ppo_learning_rate)
         self.demo_record = {"samples": int(obs.shape[0]), "bc_mse": mse, "dagger_rounds": d.dagger_rounds}
+
+    @property
+    def ppo(self) -> PRPD:
+        """The algorithm under its former name (``runner.ppo.learning_rate``, ``.optimizer``, ...)."""
+        return self.alg
+
+    @property
+    def storage(self):
+        """The algorithm's rollout storage of the current stage."""
+        return self.alg.storage
 
     # ------------------------------------------------------------------ construction helpers
     def _make_env(self, delta_mm: float) -> VecEnv:
@@ -163,30 +167,39 @@ class PRPDRunner:
                 )
         return env
 
-    def _make_storage(self) -> RolloutStorage:
-        return RolloutStorage(self.cfg.runner.steps_per_iteration, self.env.num_envs, self.obs_dim, self.act_dim, self.device)
-
-    def _build_transfer(self, reset_q: bool) -> None:
-        """The distillation term of the current stage (none without a teacher)."""
-        if self.teacher is None:
-            self.transfer, self.q_learner = None, None
-            return
-        if self.cfg.prpd.alpha_mode == "dynamic":
-            if self.q_learner is None:
-                self.q_learner = QLearner(self.obs_dim, self.act_dim, self.cfg.q, self.cfg.ppo.gamma, self.device)
-            elif reset_q:
-                self.q_learner.reset()
-        self.transfer = ConservativeTransfer(self.policy, self.teacher, self.cfg.prpd, self.q_learner)
-
     def _to_env_action(self, actions: torch.Tensor) -> torch.Tensor:
         low, high = self.action_low.to(actions.device), self.action_high.to(actions.device)
         return (high + low) / 2 + (high - low) / 2 * actions.clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------ one iteration
     def _iteration(self) -> dict:
-        cfg, env, storage = self.cfg, self.env, self.storage
-        gamma = cfg.ppo.gamma
         t_start = time.perf_counter()
+        rollout = self._collect()
+        warming = self.cfg.demo.steps > 0 and self.iteration < self.cfg.demo.critic_warmup_iterations
+        stats = self.alg.update(train_actor=not warming)
+        samples = self.cfg.runner.steps_per_iteration * self.env.num_envs
+        self.iteration += 1
+        self.counters["samples"] += samples
+        self.counters["sim_seconds"] += rollout["sim_seconds"]
+        self.counters["simulated_seconds"] += samples * self.control_period
+        iteration_seconds = time.perf_counter() - t_start
+        self.counters["wall_seconds"] += iteration_seconds
+        transfer_keys = ("alpha", "teacher_advantage", "teacher_kl", "distill_loss", "q_loss")
+        return {
+            "iteration": self.iteration,
+            "stage": self.scheduler.stage,
+            "resolution_mm": self.scheduler.delta_mm,
+            "stage_iteration": self.scheduler.stage_iterations + 1,
+            **{k: v for k, v in rollout.items() if k != "sim_seconds"},
+            **{k: stats.get(k, float("nan")) for k in transfer_keys},
+            **{k: v for k, v in stats.items() if k not in transfer_keys},
+            **self.counters,
+            "iteration_seconds": iteration_seconds,
+        }
+
+    def _collect(self) -> dict:
+        """One rollout into the algorithm's storage, and its episode statistics."""
+        cfg, env = self.cfg, self.env
         obs = env.reset() if cfg.runner.reset_every_iteration else self.obs
         sim_seconds, step_reward = 0.0, 0.0
         successes, returns, lengths = [], [], []
@@ -194,21 +207,16 @@ class PRPDRunner:
         # follow a quick success and also end in the window are biased toward quick successes.
         first_only = cfg.runner.reset_every_iteration
         counted = torch.zeros(env.num_envs, dtype=torch.bool, device=self.device)
-
-        # 1. Rollout.
         for _ in range(cfg.runner.steps_per_iteration):
             obs = obs.to(self.device)
-            actions, log_prob, values, mean, std = self.ppo.act(obs)
+            actions = self.alg.act(obs).actions
             t0 = time.perf_counter()
             result = env.step(self._to_env_action(actions))
             sim_seconds += time.perf_counter() - t0
             done = result.done.to(self.device).bool()
             reward = result.reward.to(self.device).float()
             step_reward += reward.mean().item()
-            time_out = result.info.get("time_out")
-            if time_out is not None:  # truncated, not failed: bootstrap as if the episode went on
-                reward = reward + gamma * values * time_out.to(self.device).float()
-            storage.add(obs, actions, reward, done, values, log_prob, mean, std)
+            self.alg.process_env_step(reward, done, result.info.get("time_out"))
             ended = done & ~counted if first_only else done
             if ended.any():
                 if "episode_success" not in result.info:
@@ -222,55 +230,28 @@ class PRPDRunner:
                 if first_only:
                     counted |= done
             obs = result.obs
-        obs = obs.to(self.device)
-        with torch.no_grad():
-            storage.finish(obs, self.policy.value(obs))
-        self.obs = obs
+        self.obs = obs.to(self.device)
+        self.alg.compute_returns(self.obs)
 
-        # 2. Returns, auxiliary Q, PPO (+ distillation) update, normaliser.
-        storage.compute_gae(gamma, cfg.ppo.lam)
-        stats: dict[str, float] = {}
-        if self.transfer is not None and self.q_learner is not None:
-            stats.update(self.q_learner.update(storage, self.policy, self.generator))
-        warming = self.cfg.demo.steps > 0 and self.iteration < self.cfg.demo.critic_warmup_iterations
-        stats.update(self.ppo.update(storage, self.transfer, train_actor=not warming))
-        self.policy.update_normalizer(storage.obs.flatten(0, 1))
-        storage.clear()
-
-        # 3. Bookkeeping. An env whose first episode is still running at the window's end has not
-        # succeeded within it; leaving it out would count only the episodes that ended early.
+        # An env whose first episode is still running at the window's end has not succeeded within
+        # it; leaving it out would count only the episodes that ended early.
         if first_only and not counted.all():
             successes.append(torch.zeros(int((~counted).sum())))
         succ = torch.cat(successes) if successes else torch.zeros(0)
         n_episodes = int(succ.numel())
-        enough = n_episodes >= cfg.prpd.min_episodes_for_success
-        success_rate = float(succ.mean()) if enough else float("nan")
-        samples = cfg.runner.steps_per_iteration * env.num_envs
-        self.iteration += 1
-        self.counters["samples"] += samples
-        self.counters["sim_seconds"] += sim_seconds
-        self.counters["simulated_seconds"] += samples * self.control_period
-        iteration_seconds = time.perf_counter() - t_start
-        self.counters["wall_seconds"] += iteration_seconds
         nan = float("nan")
         return {
-            "iteration": self.iteration,
-            "stage": self.scheduler.stage,
-            "resolution_mm": self.scheduler.delta_mm,
-            "stage_iteration": self.scheduler.stage_iterations + 1,
-            "success_rate": success_rate,
+            "success_rate": float(succ.mean()) if n_episodes >= cfg.prpd.min_episodes_for_success else nan,
             "episodes": n_episodes,
             "episode_return": float(torch.cat(returns).mean()) if returns else nan,
             "episode_length": float(torch.cat(lengths).mean()) if lengths else nan,
             "step_reward": step_reward / cfg.runner.steps_per_iteration,
-            **{k: stats.get(k, nan) for k in ("alpha", "teacher_advantage", "teacher_kl", "distill_loss", "q_loss")},
-            **{k: v for k, v in stats.items() if k not in ("alpha", "teacher_advantage", "teacher_kl", "distill_loss", "q_loss")},
-            **self.counters,
-            "iteration_seconds": iteration_seconds,
+            "sim_seconds": sim_seconds,
         }
 
     # ------------------------------------------------------------------ stages
     def _end_stage(self, reason: str, success_rate: float) -> None:
+        """Record and snapshot the stage that ended; move to the next resolution if there is one."""
         s = self.scheduler
         record = {
             "stage": s.stage,
@@ -286,17 +267,11 @@ class PRPDRunner:
         self.save_policy_snapshot(self.log_dir / "stages" / f"stage{s.stage}_{s.delta_mm:g}mm.pt", record)
         if not s.advance():
             return
-        # The finished policy becomes the frozen teacher; the same networks go on training (the
-        # paper's "copy the previous resolution's parameters") at the next resolution.
-        self.teacher = copy.deepcopy(self.policy)
         self.env.close()
         self.env = self._make_env(s.delta_mm)
-        self.storage = self._make_storage()
+        self.alg.init_storage(self.env.num_envs, self.cfg.runner.steps_per_iteration)
         self.obs = self.env.reset()
-        if self.cfg.prpd.reset_optimizer_on_advance:
-            keep = self.cfg.prpd.keep_learning_rate_on_advance
-            self.ppo.reset_optimizer(learning_rate=self.ppo.learning_rate if keep else None)
-        self._build_transfer(reset_q=self.cfg.q.reset_each_stage)
+        self.alg.start_stage()
 
     # ------------------------------------------------------------------ main loop
     def learn(self, num_iterations: int | None = None, callback: Callable[[PRPDRunner, dict], None] | None = None) -> TrainResult:
@@ -377,10 +352,7 @@ class PRPDRunner:
             "action_low": self.action_low,
             "action_high": self.action_high,
             "control_period": self.control_period,
-            "policy": self.policy.state_dict(),
-            "ppo": self.ppo.state_dict(),
-            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-            "q": self.q_learner.state_dict() if self.q_learner is not None else None,
+            **self.alg.state_dict(),  # policy, ppo (optimiser, learning rate, beta), teacher, q
             "rng": {
                 "generator": self.generator.get_state(),
                 "torch": torch.get_rng_state(),
@@ -404,15 +376,7 @@ class PRPDRunner:
         self.counters = dict(ckpt["counters"])
         self.history = list(ckpt["history"])
         self.last_success_rate = ckpt.get("last_success_rate", float("nan"))
-        self.policy.load_state_dict(ckpt["policy"])
-        self.ppo.load_state_dict(ckpt["ppo"])
-        if ckpt["teacher"] is not None:
-            self.teacher = ActorCritic(self.obs_dim, self.act_dim, self.cfg.policy).to(self.device)
-            self.teacher.load_state_dict(ckpt["teacher"])
-        if ckpt["q"] is not None:
-            self.q_learner = QLearner(self.obs_dim, self.act_dim, self.cfg.q, self.cfg.ppo.gamma, self.device)
-            self.q_learner.load_state_dict(ckpt["q"])
-        self._build_transfer(reset_q=False)
+        self.alg.load_state_dict(ckpt)
         if ckpt["env"] is not None and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(ckpt["env"])
         self.obs = ckpt["obs"].to(self.device)

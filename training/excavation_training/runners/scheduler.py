@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import math
 
+from ..config import PRPDConfig
+
 
 class ResolutionScheduler:
-    """Stages = resolutions, coarse to fine. A stage ends when the training success rate reaches
-    ``threshold`` (reason ``"threshold"``) or after ``max_iterations`` iterations (``"cap"``).
-    At the last stage, reaching the threshold ends training only if ``finish_on_threshold``."""
+    """Stages = ``prpd.resolutions_mm``, coarse to fine. A stage ends when the training success rate
+    reaches ``prpd.success_threshold`` (reason ``"threshold"``) or after ``prpd.max_iterations_per_stage``
+    iterations (``"cap"``). At the last stage, reaching the threshold ends training only if
+    ``prpd.finish_on_threshold``.
 
-    def __init__(self, resolutions_mm, threshold: float, max_iterations: int, finish_on_threshold: bool = True) -> None:
-        if len(resolutions_mm) == 0:
-            raise ValueError("resolutions_mm must not be empty")
-        self.resolutions_mm = [float(d) for d in resolutions_mm]
-        self.threshold, self.max_iterations = float(threshold), int(max_iterations)
-        self.finish_on_threshold = finish_on_threshold
+    The runner calls ``step(success_rate)`` once per iteration and, when it returns a reason,
+    ``advance()`` (then ``PRPD.start_stage()`` on the new resolution's env)."""
+
+    def __init__(self, cfg: PRPDConfig) -> None:
+        if len(cfg.resolutions_mm) == 0:
+            raise ValueError("prpd.resolutions_mm must not be empty")
+        self.resolutions_mm = [float(d) for d in cfg.resolutions_mm]
+        self.threshold, self.max_iterations = float(cfg.success_threshold), int(cfg.max_iterations_per_stage)
+        self.finish_on_threshold = bool(cfg.finish_on_threshold)
         self.stage = 0
         self.stage_iterations = 0
         self.finished = False
