@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import reprlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,43 @@ class PolicyBundle:
         return y.numpy() if as_numpy else y
 
 
+def _is_number(v) -> bool:
+    """A JSON number that fits a float (not a bool, not a string, not an int beyond 1e308)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _numbers(value) -> np.ndarray | None:
+    """``value`` (a number or nested lists of numbers) as a float array, or None if anything else is in it."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif not _is_number(v):
+            return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except ValueError:  # ragged
+        return None
+
+
+def _is_zip(path: Path) -> bool:
+    try:
+        return zipfile.is_zipfile(path)
+    except zipfile.BadZipFile:  # e.g. a damaged end record claiming a multi-disk archive
+        return False
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -108,7 +146,7 @@ def check_layout(layout: dict, expected: dict | None = None) -> None:
     expected = expected if expected is not None else contract.layout_dict()
     if not isinstance(layout, dict):
         raise BundleError(f"policy.json 'layout' must be a mapping, got {type(layout).__name__}")
-    if layout.get("contract_version") != expected["contract_version"]:
+    if not _is_int(layout.get("contract_version")) or layout.get("contract_version") != expected["contract_version"]:
         raise BundleError(
             f"layout mismatch: bundle contract_version {layout.get('contract_version')!r}, "
             f"this contract is version {expected['contract_version']}"
@@ -125,22 +163,20 @@ def check_layout(layout: dict, expected: dict | None = None) -> None:
                     raise BundleError(
                         f"layout mismatch: {part} field {i} {key} is {g_val!r} in the bundle, {w[key]!r} in the contract"
                     )
-    try:
-        limit = np.asarray(layout.get("action_limit"), dtype=float)
-    except (TypeError, ValueError):
-        limit = np.asarray([])
+    limit = _numbers(layout.get("action_limit"))
+    limit = np.asarray([]) if limit is None else limit
     want_limit = np.asarray(expected["action_limit"], dtype=float)
     if limit.shape != want_limit.shape or not np.allclose(limit, want_limit, rtol=0, atol=1e-9):
         raise BundleError(
-            f"layout mismatch: action_limit {layout.get('action_limit')} in the bundle, {expected['action_limit']} in the contract"
+            f"layout mismatch: action_limit {reprlib.repr(layout.get('action_limit'))} in the bundle, {expected['action_limit']} in the contract"
         )
     want_bucket = json.loads(json.dumps(expected["bucket"]))  # tuples -> lists, as stored in JSON
     if layout.get("bucket") != want_bucket:
-        raise BundleError(f"layout mismatch: bucket geometry {layout.get('bucket')} in the bundle, {want_bucket} in the contract")
+        raise BundleError(f"layout mismatch: bucket geometry {layout.get('bucket')!r} in the bundle, {want_bucket} in the contract")
     period = layout.get("control_period_s")
-    if not isinstance(period, (int, float)) or not math.isclose(float(period), expected["control_period_s"], rel_tol=1e-9):
+    if not _is_number(period) or not math.isclose(float(period), expected["control_period_s"], rel_tol=1e-9):
         raise BundleError(
-            f"layout mismatch: control_period_s {layout.get('control_period_s')!r} in the bundle, "
+            f"layout mismatch: control_period_s {reprlib.repr(layout.get('control_period_s'))} in the bundle, "
             f"{expected['control_period_s']} in the contract"
         )
 
@@ -162,13 +198,13 @@ def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = 
         if not p.is_file():
             raise BundleError(f"policy bundle {folder} is missing {p.name}")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
         raise BundleError(f"{meta_path} must hold a JSON object")
     version = meta.get("format_version")
-    if version not in SUPPORTED_FORMAT_VERSIONS:
+    if not _is_int(version) or version not in SUPPORTED_FORMAT_VERSIONS:
         raise BundleError(
             f"{meta_path}: unknown format_version {version!r}; this loader reads {list(SUPPORTED_FORMAT_VERSIONS)}"
         )
@@ -180,24 +216,34 @@ def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = 
     if check_contract:
         check_layout(layout)
     obs_dim, act_dim = meta["obs_dim"], meta["act_dim"]
-    n_obs = len(layout.get("observation", [])) if isinstance(layout, dict) else -1
-    n_act = len(layout.get("action", [])) if isinstance(layout, dict) else -1
+    fields = {part: layout.get(part) if isinstance(layout, dict) else None for part in ("observation", "action")}
+    n_obs, n_act = (len(f) if isinstance(f, list) else -1 for f in fields.values())
+    if not (_is_int(obs_dim) and _is_int(act_dim)):
+        raise BundleError(f"{meta_path}: obs_dim and act_dim must be integers, got obs_dim={obs_dim!r}, act_dim={act_dim!r}")
     if obs_dim != n_obs or act_dim != n_act:
         raise BundleError(
-            f"{meta_path}: obs_dim/act_dim ({obs_dim}, {act_dim}) disagree with the layout's "
+            f"{meta_path}: obs_dim/act_dim ({obs_dim!r}, {act_dim!r}) disagree with the layout's "
             f"{n_obs} observation and {n_act} action fields"
         )
-    try:
-        low = np.asarray(meta["action_low"], dtype=np.float64)
-        high = np.asarray(meta["action_high"], dtype=np.float64)
-    except (TypeError, ValueError):
+    low, high = _numbers(meta["action_low"]), _numbers(meta["action_high"])
+    if low is None or high is None:
         low = high = np.zeros(0)  # not numbers: reported below with the values found
-    if low.shape != (act_dim,) or high.shape != (act_dim,) or not np.all(np.isfinite(low)) or not np.all(low < high):
+    if (low.shape != (act_dim,) or high.shape != (act_dim,) or not np.all(np.isfinite(low))
+            or not np.all(np.isfinite(high)) or not np.all(low < high)):
         raise BundleError(f"{meta_path}: action_low/action_high must be {act_dim} finite values with low < high, "
-                          f"got action_low={meta['action_low']!r}, action_high={meta['action_high']!r}")
+                          f"got action_low={reprlib.repr(meta['action_low'])}, action_high={reprlib.repr(meta['action_high'])}")
+    period = meta["control_period_s"]
+    layout_period = layout.get("control_period_s") if isinstance(layout, dict) else None
+    if not (_is_number(period) and math.isfinite(period) and period > 0):
+        raise BundleError(f"{meta_path}: control_period_s must be a positive number of seconds, got {reprlib.repr(period)}")
+    if _is_number(layout_period) and not math.isclose(float(period), float(layout_period), rel_tol=1e-9):
+        raise BundleError(f"{meta_path}: control_period_s {period!r} disagrees with the layout's {layout_period!r}")
+    for key in ("training", "evaluation", "config"):
+        if not isinstance(meta[key], dict):
+            raise BundleError(f"{meta_path}: {key!r} must be a JSON object, got {reprlib.repr(meta[key])}")
 
     digest = file_sha256(policy_path)
-    if digest != meta["policy_sha256"] and not zipfile.is_zipfile(policy_path):
+    if digest != meta["policy_sha256"] and not _is_zip(policy_path):
         # A TorchScript file is a zip archive: one that is not is cut short or damaged, not another export.
         raise BundleError(
             f"{policy_path} is damaged: not a complete TorchScript archive ({policy_path.stat().st_size} bytes, "
@@ -219,7 +265,7 @@ def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = 
     try:
         probe_obs = torch.as_tensor(probe["observations"], dtype=torch.float32)
         probe_act = torch.as_tensor(probe["actions"], dtype=torch.float32)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RuntimeError) as exc:
         raise BundleError(f"{meta_path}: 'probe' must hold 'observations' and 'actions' arrays ({exc})") from None
     if probe_obs.dim() != 2 or probe_obs.shape[1] != obs_dim or probe_act.shape != (probe_obs.shape[0], act_dim):
         raise BundleError(
