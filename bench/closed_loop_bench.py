@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     out = a.out or os.path.join(HERE, "results", "closed_loop_smoke.json" if a.smoke else "closed_loop.json")
     with tempfile.TemporaryDirectory() as tmp:
         summary_path = os.path.join(tmp, "summary.json")
-        cmd = [sys.executable, "-m", "excavation.launcher", "--policy", a.policy, "--episodes", str(a.episodes),
+        cmd = [sys.executable, "-m", "excavation_simulation.launcher", "--policy", a.policy, "--episodes", str(a.episodes),
                "--resolution", str(a.resolution), "--seed", str(a.seed), "--summary-json", summary_path,
                "--timeout", str(a.timeout), "--quiet",
                "--no-randomization" if a.no_randomization else "--randomization", *a.launcher_args]

@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(REPO, "ros2_ws", "src", "excavation")
+SIM_PKG = os.path.join(REPO, "ros2_ws", "src", "excavation_simulation")
 if PKG not in sys.path:
     sys.path.insert(0, PKG)
 
@@ -70,7 +71,7 @@ from box_scenes import (  # noqa: E402
     to_16uc1,
 )
 
-DEFAULT_CALIBRATION = os.path.join(PKG, "config", "calibration_sim.yaml")
+DEFAULT_CALIBRATION = os.path.join(SIM_PKG, "config", "calibration_sim.yaml")
 
 
 @dataclass
@@ -444,7 +445,7 @@ def saved_frames(args, intr: CameraIntrinsics, T: np.ndarray, tray_size: tuple) 
 
 
 SOURCES: dict[str, FrameSource] = {"synthetic": synthetic_frames, "sim": sim_frames, "saved": saved_frames}
-SIM_PERCEPTION_CONFIG = os.path.join(PKG, "config", "perception_sim.yaml")
+SIM_PERCEPTION_CONFIG = os.path.join(SIM_PKG, "config", "perception_sim.yaml")
 
 TARGETS = {"detection_rate": 0.97, "family_detection_rate": 0.90, "false_detection_rate": 0.01,
            "xy_error_p95_mm": 10.0, "ms_per_frame_p95": 10.0}

@@ -54,12 +54,12 @@ sys.path.insert(0, os.path.join(REPO, "ros2_ws", "src", "excavation"))
 
 # Node name -> the module launch_stack runs it as (excavation/launcher.py MODULES).
 MODULES = {
-    "sim_world": "excavation.nodes.sim_world",
-    "sim_camera": "excavation.nodes.sim_camera",
-    "sim_robot": "excavation.nodes.sim_robot",
+    "sim_world": "excavation_simulation.sim_world",
+    "sim_camera": "excavation_simulation.sim_camera",
+    "sim_robot": "excavation_simulation.sim_robot",
     "perception": "excavation.nodes.perception_node",
     "policy": "excavation.nodes.policy_node",
-    "episode_runner": "excavation.nodes.episode_runner",
+    "episode_runner": "excavation_simulation.episode_runner",
     "recorder": "excavation.recorder",
 }
 EPISODE_RE = re.compile(r"episode (\d+)/(\d+): (\w+) after (\d+) steps \((\d+) held, ([\d.]+) s\)")
@@ -419,7 +419,7 @@ def main(argv=None) -> int:
     os.makedirs(a.bag_root, exist_ok=True)
     work = tempfile.mkdtemp(prefix="soak.", dir=a.bag_root)
     bag, logs, summary_path = os.path.join(work, "bag"), os.path.join(work, "logs"), os.path.join(work, "summary.json")
-    cmd = [sys.executable, "-m", "excavation.launcher", "--policy", a.policy, "--episodes", str(MANY_EPISODES),
+    cmd = [sys.executable, "-m", "excavation_simulation.launcher", "--policy", a.policy, "--episodes", str(MANY_EPISODES),
            "--resolution", f"{a.resolution:g}", "--summary-json", summary_path, "--record", bag,
            "--log-dir", logs, "--quiet", "--timeout", str(round(a.minutes * 60 + a.startup_timeout_s + 1800)),
            *(["--seed", str(a.seed)] if a.seed is not None else []),

@@ -20,5 +20,5 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -r requirements.txt
-python -m pip install -q --no-deps -e ros2_ws/src/excavation_contract -e ros2_ws/src/excavation -e sim -e training
+python -m pip install -q --no-deps -e ros2_ws/src/excavation_contract -e ros2_ws/src/excavation -e ros2_ws/src/excavation_simulation -e sim -e training
 echo "setup done: $(python --version), torch $(python -c 'import torch; print(torch.__version__)'), newton $(python -c 'import newton; print(newton.__version__)')"

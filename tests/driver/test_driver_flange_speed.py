@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import T_BASE_TRAY
-from excavation.contract import DEFAULT_BUCKET
+from excavation_contract import DEFAULT_BUCKET
 from excavation.drivers import ur5e_kinematics as kin
 from excavation.drivers.rtde_connection import connect
 from excavation.drivers.rtde_emulator.harness import EmulatorProcess

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import PKG
-from excavation import interfaces as I
+from excavation_contract import interfaces as I
 from excavation.drivers.rtde_emulator.harness import EmulatorProcess
 
 pytestmark = pytest.mark.timeout(90)

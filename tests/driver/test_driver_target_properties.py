@@ -24,7 +24,7 @@ from excavation import ros_common as rc
 from excavation.drivers.safety import MotionLimiter, SafetyConfig, TargetCheck, check_target
 
 try:
-    from excavation import interfaces as I
+    from excavation_contract import interfaces as I
 except ImportError:  # the topic/message contract lives in its own package (excavation_contract)
     from excavation_contract import interfaces as I
 # Derandomized: the same examples every run, so CI is reproducible; raise HYPOTHESIS_EXAMPLES locally to hunt.

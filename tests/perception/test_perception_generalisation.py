@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from box_scenes import TrayScene, add_noise, d435_intrinsics, render_scene, to_16uc1
-from excavation.contract import DEFAULT_BUCKET
+from excavation_contract import DEFAULT_BUCKET
 from excavation.perception import (BucketPose, Reason, RockDetector, RockPerception, PerceptionConfig, TrayCalibration,
                                    decode_depth, look_at)
 from scenegen import depth_16uc1, make_scene

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from excavation.nodes.perception_node import load_perception_config, resolve_config
+from excavation import ros_common as rc
+from excavation.nodes.perception_node import load_perception_config
 from excavation.perception import BucketPose, CameraIntrinsics, Reason, RockPerception, TrayCalibration
 from excavation_sim.camera import DepthCamera
 from excavation_sim.config import ExcavationEnvConfig
@@ -38,7 +39,7 @@ def world(request):
 
 def perceive(world, w, encoding="32FC1"):
     delta, frames, intr, buckets, _, tray = world
-    det, trk, geom = load_perception_config(resolve_config("perception_sim.yaml"))
+    det, trk, geom = load_perception_config(rc.config_file("perception_sim.yaml", "excavation_simulation"))
     det = replace(det, soil_grain_size=delta / 1000.0).validate()
     fr = frames[w]
     perc = RockPerception(det, trk, TrayCalibration(np.asarray(fr.T_tray_camera, float), (tray, tray), intr), geom)

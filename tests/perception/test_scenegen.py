@@ -9,7 +9,7 @@ rock against the contract's bucket frame, and the sensor model's statistics.
 import numpy as np
 import pytest
 
-from excavation.contract import BucketGeometry
+from excavation_contract import BucketGeometry
 from scenegen import FAMILIES, RockTruth, Scene, depth_16uc1, make_scene
 
 EXPECTED = {

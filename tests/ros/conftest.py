@@ -9,6 +9,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 PKG = os.path.join(REPO, "ros2_ws", "src", "excavation")
+SIM_PKG = os.path.join(REPO, "ros2_ws", "src", "excavation_simulation")
 for p in (PKG, HERE):
     if p not in sys.path:
         sys.path.insert(0, p)
@@ -21,7 +22,7 @@ os.environ.setdefault("PYTHONUNBUFFERED", "1")
 if os.environ.get("VIRTUAL_ENV") and not os.environ.get("AMENT_PREFIX_PATH"):
     os.environ["AMENT_PREFIX_PATH"] = os.environ["VIRTUAL_ENV"]
 
-CONFIG = os.path.join(PKG, "config", "sim.yaml")
+CONFIG = os.path.join(SIM_PKG, "config", "sim.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from excavation import contract
+import excavation_contract as contract
 
 
 class ScoopHeuristic(nn.Module):
@@ -38,7 +38,7 @@ class ScoopHeuristic(nn.Module):
 
 
 def write_bundle(out_dir, module: nn.Module | None = None, evaluation: dict | None = None) -> Path:
-    from excavation.policy_bundle import FORMAT_VERSION, file_sha256
+    from excavation_contract.bundle import FORMAT_VERSION, file_sha256
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

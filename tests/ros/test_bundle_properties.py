@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from make_test_bundle import write_bundle
 
-from excavation import contract
-from excavation.policy_bundle import BundleError, file_sha256, load_bundle
+import excavation_contract as contract
+from excavation_contract.bundle import BundleError, file_sha256, load_bundle
 
 N = int(os.environ.get("HYPOTHESIS_EXAMPLES", "100"))
 # Derandomized: the same examples every run, so CI is reproducible; raise HYPOTHESIS_EXAMPLES locally to hunt.

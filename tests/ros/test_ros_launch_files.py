@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from conftest import PKG, REPO
+from conftest import PKG, SIM_PKG
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def _console_scripts():
-    tree = ast.parse(open(os.path.join(PKG, "setup.py")).read())
+def _console_scripts(pkg_dir=PKG):
+    tree = ast.parse(open(os.path.join(pkg_dir, "setup.py")).read())
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -47,50 +47,76 @@ def _kw_strings(tree, key):
     return out
 
 
-def test_sim_launch_parses_and_references_exist():
-    path = os.path.join(REPO, "launch", "sim.launch.py")
-    tree = ast.parse(open(path).read(), filename=path)
-    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
-    scripts = _console_scripts()
-    execs = _kw_strings(tree, "executable")
-    assert set(execs) >= {"sim_world", "sim_camera", "sim_robot", "perception", "policy", "episode_runner"}
-    assert set(execs) <= scripts, f"unknown executables {set(execs) - scripts}"
-    assert set(_kw_strings(tree, "package")) == {"excavation"}
-    consts = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    yamls = {c for c in consts if c.endswith(".yaml")}
-    assert yamls, "the launch file names no config file"
-    for y in yamls:
-        assert os.path.isfile(os.path.join(PKG, "config", y)), y
-    # Every launch argument is described, and the documented ones are there.
-    args = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
-            desc = [kw for kw in node.keywords if kw.arg == "description"]
-            args[node.args[0].value] = bool(desc and desc[0].value.value)
-    assert {"policy", "resolution", "depth_topic", "info_topic", "qos", "record"} <= set(args)
-    assert all(args.values())
+SIM_LAUNCH = os.path.join(SIM_PKG, "launch", "sim.launch.py")
+REAL_LAUNCH = os.path.join(PKG, "launch", "real.launch.py")
 
 
-def test_all_launch_files_parse_and_name_existing_executables():
-    scripts = _console_scripts()
-    folder = os.path.join(REPO, "launch")
-    for name in os.listdir(folder):
-        if name.endswith(".launch.py"):
-            tree = ast.parse(open(os.path.join(folder, name)).read(), filename=name)
-            assert set(_kw_strings(tree, "executable")) <= scripts, name
+def test_the_graph_names_existing_executables_and_configured_nodes():
+    """sim.launch.py and launch_stack both start excavation_simulation.graph: its nodes exist as console
+    scripts of their package, have a section in sim.yaml, and each argument targets declared parameters."""
+    import importlib
 
-
-def test_config_names_every_node_and_launcher_uses_it():
     import yaml
 
-    from excavation import launcher
+    from excavation_simulation import graph, launcher
 
-    data = yaml.safe_load(open(os.path.join(PKG, "config", "sim.yaml")))
-    assert set(launcher.NODES) <= set(data)
-    for n in launcher.NODES:
-        assert "ros__parameters" in data[n]
-    # The console scripts the launcher's modules stand for exist in setup.py.
-    assert set(launcher.NODES) <= _console_scripts()
+    scripts = {graph.PACKAGE: _console_scripts(SIM_PKG), graph.ROBOT_PACKAGE: _console_scripts(PKG)}
+    data = yaml.safe_load(open(os.path.join(SIM_PKG, "config", graph.CONFIG_FILE)))
+    params = {}
+    for n in graph.NODES:
+        assert n.executable in scripts[n.package], f"{n.package} has no executable {n.executable}"
+        assert "ros__parameters" in data[n.name], n.name
+        params[n.name] = importlib.import_module(n.module).PARAMS
+    assert launcher.NODES == tuple(n.name for n in graph.NODES)
+    for a in graph.ARGUMENTS:
+        assert a.description and a.targets, a.name
+        for node, param in a.targets:
+            assert param in params[node], f"argument {a.name} sets unknown {node}.{param}"
+    for (node, param), name in graph.CONFIG_FILE_PARAMETERS.items():
+        assert param in params[node] and os.path.isfile(os.path.join(SIM_PKG, "config", name)), (node, param)
+    defaults = graph.argument_defaults(os.path.join(SIM_PKG, "config", graph.CONFIG_FILE))
+    assert defaults["resolution"] == str(data["sim_world"]["ros__parameters"]["resolution_mm"])
+
+
+def test_sim_launch_reads_the_graph_and_describes_its_arguments():
+    tree = ast.parse(open(SIM_LAUNCH).read(), filename=SIM_LAUNCH)
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+    names = {n.names[0].name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "excavation_simulation"}
+    assert "graph" in names, "sim.launch.py must start the graph the pip launcher starts"
+    consts = _constants(tree)
+    assert consts["PACKAGE"] == "excavation_simulation" and consts["CONFIG_FILE"] == "sim.yaml"
+    assert os.path.isfile(os.path.join(SIM_PKG, "config", consts["CONFIG_FILE"]))
+    own = _declared_args(SIM_LAUNCH)
+    assert {"record", "config", "dds_profile"} <= own
+
+
+def test_every_launch_argument_is_described_and_finite_choices_are_choices():
+    from excavation_simulation import graph
+
+    assert all(a.description for a in graph.ARGUMENTS)
+    assert {a.name: a.choices for a in graph.ARGUMENTS if a.choices} == {
+        "randomization": ("true", "false"), "qos": ("reliable", "best_effort")}
+    for path in (SIM_LAUNCH, REAL_LAUNCH):
+        tree = ast.parse(open(path).read(), filename=path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+                kws = {kw.arg: kw.value for kw in node.keywords}
+                assert "description" in kws, f"{path}: an argument has no description"
+                if isinstance(node.args[0], ast.Constant):
+                    default = kws.get("default_value")
+                    if isinstance(default, ast.Constant) and default.value in ("true", "false"):
+                        assert "choices" in kws, f"{path}: boolean argument {node.args[0].value} lists no choices"
+
+
+def test_real_launch_names_existing_executables_and_offers_mock_hardware():
+    tree = ast.parse(open(REAL_LAUNCH).read(), filename=REAL_LAUNCH)
+    execs = set(_kw_strings(tree, "executable"))
+    assert execs == {"ur5e_driver", "perception", "policy", "rtde_emulator"}
+    assert execs <= _console_scripts(PKG)
+    assert set(_kw_strings(tree, "package")) == {"excavation"}, "the robot launch starts nothing of the simulation"
+    assert {"robot_ip", "use_mock_hardware", "policy_bundle", "tray_calibration", "dds_profile"} <= _declared_args(REAL_LAUNCH)
+    for y in {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and str(n.value).endswith(".yaml")}:
+        assert y == "calibration.yaml" or os.path.isfile(os.path.join(PKG, "config", y)), y  # calibration.yaml: the cell's
 
 
 def test_every_declared_parameter_is_documented_in_sim_yaml():
@@ -98,12 +124,12 @@ def test_every_declared_parameter_is_documented_in_sim_yaml():
 
     import yaml
 
-    data = yaml.safe_load(open(os.path.join(PKG, "config", "sim.yaml")))
-    mods = {"sim_world": "sim_world", "sim_camera": "sim_camera", "sim_robot": "sim_robot",
-            "perception": "perception_node", "policy": "policy_node", "episode_runner": "episode_runner"}
-    for node, mod in mods.items():
-        params = importlib.import_module(f"excavation.nodes.{mod}").PARAMS
-        assert set(params) == set(data[node]["ros__parameters"]), node
+    from excavation_simulation import graph
+
+    data = yaml.safe_load(open(os.path.join(SIM_PKG, "config", "sim.yaml")))
+    for n in graph.NODES:
+        params = importlib.import_module(n.module).PARAMS
+        assert set(params) == set(data[n.name]["ros__parameters"]), n.name
         assert all(p.description for p in params.values())
 
 
@@ -119,9 +145,9 @@ def test_dds_profile_is_shipped_and_given_to_the_simulated_stack(tmp_path):
     by default (an environment's own profile wins), optional in real.launch.py."""
     import xml.etree.ElementTree as ET
 
-    from excavation import launcher
+    from excavation_simulation import launcher
 
-    path = os.path.join(PKG, "config", launcher.DDS_PROFILE_FILE)
+    path = os.path.join(PKG, "config", launcher.DDS_PROFILE_FILE)  # the robot package ships it
     ns = {"p": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
     root = ET.parse(path).getroot()
     kinds = {d.findtext("p:type", namespaces=ns): d for d in root.iterfind(".//p:transport_descriptor", ns)}
@@ -142,9 +168,8 @@ def test_dds_profile_is_shipped_and_given_to_the_simulated_stack(tmp_path):
     with pytest.raises(ValueError):
         launcher.dds_environment(str(tmp_path / "missing.xml"), {})
 
-    sim = os.path.join(REPO, "launch", "sim.launch.py")
-    assert "dds_profile" in _declared_args(sim) and "dds_profile" in _declared_args(os.path.join(REPO, "launch", "real.launch.py"))
-    assert _constants(ast.parse(open(sim).read()))["DDS_PROFILE_FILE"] == launcher.DDS_PROFILE_FILE
+    assert "dds_profile" in _declared_args(SIM_LAUNCH) and "dds_profile" in _declared_args(REAL_LAUNCH)
+    assert _constants(ast.parse(open(SIM_LAUNCH).read()))["DDS_PROFILE_FILE"] == launcher.DDS_PROFILE_FILE
 
 
 def test_the_configs_relative_policy_path_is_found_from_any_working_folder(tmp_path, monkeypatch):
@@ -161,7 +186,7 @@ def test_the_configs_relative_policy_path_is_found_from_any_working_folder(tmp_p
 def test_policy_targets_say_what_was_clipped():
     import numpy as np
 
-    from excavation import contract
+    import excavation_contract as contract
     from excavation.nodes.policy_node import compute_target
 
     xyz, p, clipped = compute_target([0.0, 0.0, 0.1], 0.0, [0.001, 0.0, 0.0, 0.0])

@@ -16,16 +16,17 @@ def test_sim_robot_enable_stale_and_limits(ros, procs):
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
-    from excavation import interfaces as I
+    from excavation_contract import interfaces as I
     from excavation import ros_common as rc
+    from excavation_simulation import topics as T
 
-    p = procs(node_cmd("excavation.nodes.sim_robot", "use_sim_time:=false", params_file=None))
+    p = procs(node_cmd("excavation_simulation.sim_robot", "use_sim_time:=false", params_file=None))
     cmds, joints = [], []
-    ros.create_subscription(PoseStamped, rc.SIM_BUCKET_COMMAND, cmds.append, 10)
+    ros.create_subscription(PoseStamped, T.SIM_BUCKET_COMMAND, cmds.append, 10)
     ros.create_subscription(JointState, I.JOINT_STATES, joints.append, 10)
     poses = []
     ros.create_subscription(PoseStamped, I.BUCKET_POSE, poses.append, 10)
-    pub_state = ros.create_publisher(PoseStamped, rc.SIM_BUCKET_STATE, 10)
+    pub_state = ros.create_publisher(PoseStamped, T.SIM_BUCKET_STATE, 10)
     pub_target = ros.create_publisher(PoseStamped, I.BUCKET_TARGET, 10)
     tip = (-0.12, 0.0, 0.10)
 

@@ -85,7 +85,7 @@ def test_stack_runs_two_episodes_with_expected_topics(ros, procs, bundle_dir, tm
     ros.create_subscription(Image, "/camera/camera/depth/image_rect_raw", counter("image"),
                             QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
     summary = tmp_path / "summary.json"
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "2",
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", bundle_dir, "--episodes", "2",
                "--max-episode-steps", "20", "--summary-json", str(summary), "--timeout", "170", *FAST])
     # Topic names and types while the stack runs.
     seen = {}
@@ -122,7 +122,7 @@ def test_stack_runs_two_episodes_with_expected_topics(ros, procs, bundle_dir, tm
 
 @pytest.mark.timeout(120)
 def test_launcher_sigint_stops_every_process(procs, bundle_dir):
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "50", *FAST])
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", bundle_dir, "--episodes", "50", *FAST])
     assert wait_for(lambda: len(_descendants(p.pid)) >= 6 or p.poll() is not None, 60)
     time.sleep(3.0)  # nodes are importing / initialising: the hardest moment to stop cleanly
     kids = _descendants(p.pid)
@@ -136,7 +136,7 @@ def test_launcher_sigint_stops_every_process(procs, bundle_dir):
 @pytest.mark.timeout(180)
 def test_ctrl_c_after_an_episode_prints_and_writes_the_partial_summary(procs, bundle_dir, tmp_path):
     summary = tmp_path / "summary.json"
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "50",
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", bundle_dir, "--episodes", "50",
                "--max-episode-steps", "5", "--summary-json", str(summary), *FAST])
     lines = []
     for line in p.stdout:  # waits on the runner's own report of a finished episode
@@ -154,14 +154,14 @@ def test_ctrl_c_after_an_episode_prints_and_writes_the_partial_summary(procs, bu
 
 @pytest.mark.timeout(60)
 def test_launcher_refuses_a_missing_policy_and_a_bad_config(procs, tmp_path):
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", str(tmp_path / "nope"), "--episodes", "1"])
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", str(tmp_path / "nope"), "--episodes", "1"])
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 3 and "does not exist" in out
     (tmp_path / "policy.pt").write_bytes(b"")
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", str(tmp_path / "policy.pt"), "--episodes", "1"])
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", str(tmp_path / "policy.pt"), "--episodes", "1"])
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 3 and "is a file; expected the bundle folder" in out
-    p = procs([sys.executable, "-m", "excavation.launcher", "--config", str(tmp_path / "none.yaml")])
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--config", str(tmp_path / "none.yaml")])
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 2 and "does not exist" in out
 
@@ -171,7 +171,7 @@ def test_frozen_camera_makes_the_stack_hold_still_and_recording_works(procs, bun
     """Camera frames stop mid-episode: the policy stops commanding on old data, the world holds the
     bucket (held steps), the run still finishes and reports; the MCAP recording has the run."""
     summary, bag = tmp_path / "s.json", tmp_path / "bag"
-    p = procs([sys.executable, "-m", "excavation.launcher", "--policy", bundle_dir, "--episodes", "1",
+    p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", bundle_dir, "--episodes", "1",
                "--max-episode-steps", "25", "--summary-json", str(summary), "--record", str(bag),
                "--param", "sim_camera:freeze_after_s=1.0", "--param", "sim_world:lockstep_timeout_s=0.2",
                "--timeout", "140", *FAST])

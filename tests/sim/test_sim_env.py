@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from excavation import contract
+import excavation_contract as contract
 from excavation_sim.config import ExcavationEnvConfig
 from excavation_sim.excavation_env import ExcavationEnv
 from excavation_sim.randomization import sample_episode_params

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from excavation import contract
-from excavation.policy_bundle import load_bundle
+import excavation_contract as contract
+from excavation_contract.bundle import load_bundle
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 BUNDLES = sorted(p for p in POLICIES.iterdir() if p.is_dir())

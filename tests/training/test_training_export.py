@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from training_helpers import small_config, toy_factory
-from excavation import contract
+import excavation_contract as contract
 from excavation_training.export.bundle import BundleError, file_sha256, load_bundle
 from excavation_training.export.torchscript import export_bundle, policy_mean_action
 from excavation_training.runners import PRPDRunner
@@ -61,7 +61,7 @@ def test_loader_does_not_import_training_stack(trained, tmp_path):
     runner, _ = trained
     out = _export(runner, tmp_path / "b")
     code = (
-        "import sys; from excavation.policy_bundle import load_bundle; "
+        "import sys; from excavation_contract.bundle import load_bundle; "
         f"b = load_bundle({str(out)!r}); "
         "bad = [m for m in sys.modules if m.startswith(('newton', 'warp', 'rsl_rl', 'excavation_training'))]; "
         "assert not bad, bad; print(b.act_dim)"

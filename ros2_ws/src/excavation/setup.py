@@ -1,8 +1,8 @@
 """ament_python package `excavation`.
 
 Installs with colcon in a ROS 2 Jazzy workspace, and with pip into a plain venv that has the ROS 2
-Jazzy PyPI wheels (CI). The launch files live in the repository's top-level `launch/` folder and are
-installed into `share/excavation/launch` so that `ros2 launch excavation sim.launch.py` works.
+Jazzy PyPI wheels (CI). `launch/real.launch.py` is installed into `share/excavation/launch`;
+setup.cfg puts the executables into `lib/excavation`, where `ros2 run` and launch_ros look.
 """
 
 from glob import glob
@@ -12,8 +12,6 @@ from setuptools import find_packages, setup
 
 PACKAGE = "excavation"
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Top-level launch/ (repo root is three levels up). Kept relative: setuptools refuses absolute paths.
-LAUNCH_DIR = os.path.relpath(os.path.join(HERE, "..", "..", "..", "launch"), HERE)
 # The shipped default policy bundle, so launch files find it in share/excavation/policies/default.
 POLICY_DIR = os.path.relpath(os.path.join(HERE, "..", "..", "..", "policies", "default"), HERE)
 
@@ -25,13 +23,13 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
-        (f"share/{PACKAGE}/launch", sorted(glob(os.path.join(LAUNCH_DIR, "*.launch.py")))),
+        (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
         (f"share/{PACKAGE}/policies/default", sorted(glob(os.path.join(POLICY_DIR, "policy.*")))),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
     maintainer="excavation maintainers",
-    description="Rock excavation with a UR5e and a bucket: perception, policy, UR5e RTDE driver, simulated stack.",
+    description="Rock excavation with a UR5e and a bucket, the robot side: perception, policy, UR5e RTDE driver with safety and its emulator.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
@@ -39,14 +37,10 @@ setup(
             "ur5e_driver = excavation.nodes.ur5e_driver:main",
             "perception = excavation.nodes.perception_node:main",
             "policy = excavation.nodes.policy_node:main",
-            "sim_world = excavation.nodes.sim_world:main",
-            "sim_camera = excavation.nodes.sim_camera:main",
-            "sim_robot = excavation.nodes.sim_robot:main",
-            "episode_runner = excavation.nodes.episode_runner:main",
             # Tools.
             "rtde_emulator = excavation.drivers.rtde_emulator.cli:main",
             "calibrate_tray = excavation.perception.calibrate_cli:main",
-            "launch_stack = excavation.launcher:main",
+            "recorder = excavation.recorder:main",
         ],
     },
 )

@@ -1,8 +1,8 @@
-"""The bundle format and loader live in the ROS package (``excavation.policy_bundle``) so the robot
+"""The bundle format and loader live in the ROS package (``excavation_contract.bundle``) so the robot
 can load bundles without the training stack; this module re-exports them for the exporter."""
 
-from excavation.policy_bundle import *  # noqa: F401,F403
-from excavation.policy_bundle import (  # noqa: F401
+from excavation_contract.bundle import *  # noqa: F401,F403
+from excavation_contract.bundle import (  # noqa: F401
     FORMAT_VERSION,
     META_FILE,
     POLICY_FILE,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from . import interfaces as I
+from excavation_contract import interfaces as I
 
 ROCK, GROUND, BUCKET, TARGET = 0, 1, 2, 3
 

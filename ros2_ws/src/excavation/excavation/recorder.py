@@ -11,7 +11,7 @@ import argparse
 import sys
 import threading
 
-from . import interfaces as I
+from excavation_contract import interfaces as I
 from . import ros_common as rc
 
 TOPICS = {
@@ -22,22 +22,21 @@ TOPICS = {
     "/" + I.TCP_WRENCH: "geometry_msgs/msg/WrenchStamped",
     "/" + I.ROCK_IN_BUCKET: "std_msgs/msg/Bool",
     I.DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
-    "/" + rc.ROCK_POSITION: "geometry_msgs/msg/PointStamped",
-    "/" + rc.GROUND_HEIGHT: "std_msgs/msg/Float64",
-    "/" + rc.PERCEPTION_MARKERS: "visualization_msgs/msg/MarkerArray",
-    "/" + rc.POLICY_MARKERS: "visualization_msgs/msg/MarkerArray",
-    "/" + rc.SIM_ROCK_POSE: "geometry_msgs/msg/PoseStamped",
-    "/" + rc.SIM_SUCCESS: "std_msgs/msg/Bool",
-    "/" + rc.SIM_EPISODE: "std_msgs/msg/String",
-    rc.REALSENSE_INFO: "sensor_msgs/msg/CameraInfo",
+    "/" + I.ROCK_POSITION: "geometry_msgs/msg/PointStamped",
+    "/" + I.GROUND_HEIGHT: "std_msgs/msg/Float64",
+    "/" + I.PERCEPTION_MARKERS: "visualization_msgs/msg/MarkerArray",
+    "/" + I.POLICY_MARKERS: "visualization_msgs/msg/MarkerArray",
+    I.REALSENSE_INFO: "sensor_msgs/msg/CameraInfo",
 }
-IMAGE_TOPICS = {rc.REALSENSE_IMAGE: "sensor_msgs/msg/Image"}
+IMAGE_TOPICS = {I.REALSENSE_IMAGE: "sensor_msgs/msg/Image"}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="recorder")
     ap.add_argument("--output", required=True, help="bag folder to create (must not exist)")
     ap.add_argument("--images", action="store_true", help="also record the depth images")
+    ap.add_argument("--topic", action="append", default=[], metavar="NAME:TYPE",
+                    help="also record NAME (type pkg/msg/Name), e.g. a simulated cell's ground truth; repeatable")
     import rclpy
 
     a = ap.parse_args(rclpy.utilities.remove_ros_args(argv if argv is not None else sys.argv)[1:])
@@ -46,6 +45,12 @@ def main(argv=None) -> int:
     from rosbags.typesys import Stores, get_typestore
 
     topics = dict(TOPICS, **(IMAGE_TOPICS if a.images else {}))
+    for item in a.topic:
+        name, _, typ = item.rpartition(":")
+        if not name or typ.count("/") != 2:
+            print(f"[ERROR] recorder: --topic {item!r}: expected NAME:pkg/msg/Type", file=sys.stderr)
+            return rc.EXIT_BAD_CONFIG
+        topics[name] = typ
     store = get_typestore(Stores.ROS2_JAZZY)
     try:
         writer = Writer(a.output, version=8, storage_plugin=StoragePlugin.MCAP)

@@ -22,29 +22,6 @@ EXIT_BAD_CONFIG = 2
 EXIT_BAD_POLICY = 3
 EXIT_INTERRUPTED = 130
 
-# Sim-only topics/services between sim_world, sim_camera, sim_robot and episode_runner. The real cell
-# has none of them; perception and policy never use them.
-SIM_BUCKET_STATE = "sim/bucket_state"  # PoseStamped (tray): bucket pose the physics realised
-SIM_BUCKET_COMMAND = "sim/bucket_command"  # PoseStamped (tray): sim_robot's set point for the next step
-SIM_ROCK_POSE = "sim/rock_pose"  # PoseStamped (tray): ground-truth rock pose
-SIM_ROCK_IN_BUCKET = "sim/rock_in_bucket_truth"  # std_msgs/Bool
-SIM_SUCCESS = "sim/success"  # std_msgs/Bool: the success condition holds this step
-SIM_EPISODE = "sim/episode_status"  # std_msgs/String, JSON (see sim_world.py)
-SIM_RESET = "sim/reset"  # std_srvs/Trigger: new episode
-SIM_RAW_IMAGE = "sim/camera/depth/image_rect_raw"
-SIM_RAW_INFO = "sim/camera/depth/camera_info"
-# Perception outputs.
-ROCK_POSITION = "rock_position"  # geometry_msgs/PointStamped (tray), stamp = depth frame's stamp
-GROUND_HEIGHT = "ground_height"  # std_msgs/Float64 (m, tray z of the soil at the tray centre)
-PERCEPTION_MARKERS = "perception/markers"
-ROCK_CANDIDATES = "perception/rock_candidates"  # geometry_msgs/PoseArray (tray): every rock seen on the soil
-PERCEPTION_ESTIMATE = "perception/estimate"  # std_msgs/String, JSON of RockEstimate.as_dict() (see perception_node.py)
-POLICY_MARKERS = "policy/markers"
-# Realsense-ros names of the depth stream.
-REALSENSE_IMAGE = "/camera/camera/depth/image_rect_raw"
-REALSENSE_INFO = "/camera/camera/depth/camera_info"
-
-
 @dataclass(frozen=True)
 class Param:
     """One node parameter: default, a check, and the text shown in its descriptor and errors."""
@@ -132,7 +109,7 @@ def command_age_problem(node, stamp, max_age_s: float) -> str | None:
 def pose_msg(stamp, frame: str, xyz, pitch: float):
     from geometry_msgs.msg import PoseStamped
 
-    from . import interfaces as I
+    from excavation_contract import interfaces as I
 
     m = PoseStamped()
     m.header.stamp = stamp
@@ -145,7 +122,7 @@ def pose_msg(stamp, frame: str, xyz, pitch: float):
 
 def pose_from_msg(msg) -> tuple[list[float], float, float]:
     """(tip xyz, pitch, non-pitch rotation magnitude) of a PoseStamped."""
-    from . import interfaces as I
+    from excavation_contract import interfaces as I
 
     o = msg.pose.orientation
     pitch, off = I.quaternion_to_pitch(o.x, o.y, o.z, o.w)
@@ -153,22 +130,26 @@ def pose_from_msg(msg) -> tuple[list[float], float, float]:
     return [p.x, p.y, p.z], pitch, off
 
 
-def config_dir() -> str:
-    """The package's config folder: the installed share/ when ament_index knows the package, else the
-    source tree's (editable pip installs)."""
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
-    if os.path.isdir(src):
-        return src
+def config_dir(package: str = PACKAGE) -> str:
+    """A ROS package's config folder: its source tree's (editable pip installs), else the installed
+    share/<package>/config that ament_index knows."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.origin:
+        src = os.path.join(os.path.dirname(os.path.dirname(spec.origin)), "config")
+        if os.path.isdir(src):
+            return src
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        return os.path.join(get_package_share_directory(PACKAGE), "config")
+        return os.path.join(get_package_share_directory(package), "config")
     except Exception:
-        return src
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
 
 
-def config_file(name: str) -> str:
-    return os.path.join(config_dir(), name)
+def config_file(name: str, package: str = PACKAGE) -> str:
+    return os.path.join(config_dir(package), name)
 
 
 def resolve_bundle_path(path: str) -> str:

@@ -2,7 +2,11 @@
 
     ros2 launch excavation real.launch.py robot_ip:=192.168.1.102 policy_bundle:=/path/to/policies/NAME
 
-Run ``ros2 launch excavation real.launch.py --show-args`` for every argument. ``dds_profile:=<share>/config/
+    ros2 launch excavation real.launch.py use_mock_hardware:=true        # no robot: the RTDE emulator
+
+Run ``ros2 launch excavation real.launch.py --show-args`` for every argument. ``use_mock_hardware:=true``
+starts the package's RTDE emulator (a protocol-level UR e-series controller) on loopback and points the
+same driver at it, so the launch is otherwise the real one (as the UR driver's mock hardware does). ``dds_profile:=<share>/config/
 fastdds_large_frames.xml`` gives every process of this launch (the RealSense too with launch_camera:=true)
 8 MB Fast DDS shared-memory segments: a 640x480 depth frame then reaches perception in about 2.5 ms
 instead of about 13 ms (measured on the simulated stack); default: the environment's DDS settings. The driver starts
@@ -22,6 +26,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "excavation"
+MOCK_ROBOT_IP = "127.0.0.1"  # the emulator binds loopback only
 
 
 def generate_launch_description():
@@ -30,7 +35,11 @@ def generate_launch_description():
 
     args = [
         DeclareLaunchArgument("robot_ip", default_value="192.168.1.102",
-                              description="IP of the UR5e controller; the driver talks to nothing else."),
+                              description="IP of the UR5e controller; the driver talks to nothing else "
+                                          "(ignored with use_mock_hardware:=true)."),
+        DeclareLaunchArgument("use_mock_hardware", default_value="false", choices=["true", "false"],
+                              description="true: start the RTDE emulator on 127.0.0.1 and drive it instead of a "
+                                          "robot; everything else as on the real cell."),
         DeclareLaunchArgument("driver_params", default_value=os.path.join(config, "ur5e_driver.yaml"),
                               description="ROS parameter file of ur5e_driver (safety box, limits, rates)."),
         DeclareLaunchArgument("robot_calibration", default_value=os.path.join(config, "calibration_robot.yaml"),
@@ -44,13 +53,15 @@ def generate_launch_description():
                               description="Depth image topic (realsense-ros default name)."),
         DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera/depth/camera_info",
                               description="Depth CameraInfo topic (realsense-ros default name)."),
-        DeclareLaunchArgument("launch_camera", default_value="false",
+        DeclareLaunchArgument("launch_camera", default_value="false", choices=["true", "false"],
                               description="Also start realsense2_camera's rs_launch.py (depth only)."),
-        DeclareLaunchArgument("record", default_value="false",
+        DeclareLaunchArgument("record", default_value="false", choices=["true", "false"],
                               description="Record all topics with `ros2 bag record -s mcap`."),
         DeclareLaunchArgument("record_path", default_value="excavation_run",
                               description="Output folder of the MCAP recording."),
-        DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of the nodes."),
+        DeclareLaunchArgument("log_level", default_value="info",
+                              choices=["debug", "info", "warn", "error", "fatal"],
+                              description="ROS log level of the nodes."),
         DeclareLaunchArgument("dds_profile", default_value="",
                               description="Fast DDS XML profile for every process of this launch (e.g. "
                                           f"{os.path.join(config, 'fastdds_large_frames.xml')}: large shared-memory "
@@ -68,6 +79,12 @@ def generate_launch_description():
         condition=IfCondition(LaunchConfiguration("launch_camera")),
     )
 
+    mock = LaunchConfiguration("use_mock_hardware")
+    emulator = Node(package=PACKAGE, executable="rtde_emulator", name="rtde_emulator", output="screen",
+                    arguments=["--host", MOCK_ROBOT_IP], condition=IfCondition(mock))
+    robot_ip = PythonExpression(["'" + MOCK_ROBOT_IP + "' if '", mock, "' == 'true' else '",
+                                 LaunchConfiguration("robot_ip"), "'"])
+
     ros_args = ["--ros-args", "--log-level", LaunchConfiguration("log_level")]
     driver = Node(
         package=PACKAGE,
@@ -75,7 +92,7 @@ def generate_launch_description():
         name="ur5e_driver",
         output="screen",
         parameters=[LaunchConfiguration("driver_params"),
-                    {"robot_ip": LaunchConfiguration("robot_ip"),
+                    {"robot_ip": robot_ip,
                      "calibration_file": LaunchConfiguration("robot_calibration")}],
         # A driver that cannot construct ur_rtde exits with an error; restart it after a pause.
         respawn=True,
@@ -105,6 +122,5 @@ def generate_launch_description():
         output="screen",
         condition=IfCondition(LaunchConfiguration("record")),
     )
-    note = LogInfo(msg=PythonExpression(["'ur5e_driver on ' + '", LaunchConfiguration("robot_ip"),
-                                         "' + ': DISABLED until /enable is called'"]))
-    return LaunchDescription([*args, *dds_env, camera, driver, perception, policy, record, note])
+    note = LogInfo(msg=["ur5e_driver on ", robot_ip, ": DISABLED until /enable is called"])
+    return LaunchDescription([*args, *dds_env, camera, emulator, driver, perception, policy, record, note])

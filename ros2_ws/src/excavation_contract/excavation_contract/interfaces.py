@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 from .frames import BASE_FRAME, TRAY_FRAME  # noqa: F401  (the driver interface's frames)
+from .geometry import pitch_to_quaternion, quaternion_to_pitch  # noqa: F401  (bucket poses carry pitch so)
 
 # Published by the robot driver.
 JOINT_STATES = "joint_states"  # sensor_msgs/msg/JointState, UR joint names, rad, rad/s

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from excavation.contract import DEFAULT_BUCKET, BucketGeometry
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry
 from excavation.drivers import ur5e_kinematics as kin
 from excavation.drivers.rtde_connection import RobotConnectionError, RtdeInterfaces, connect
 from excavation.drivers.safety import (

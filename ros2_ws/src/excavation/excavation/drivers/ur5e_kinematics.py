@@ -1,7 +1,7 @@
 """UR5e forward/inverse kinematics and the bucket <-> tool0 <-> base mapping (pure numpy).
 
 Both the real driver and the simulated robot use this module, so it depends on nothing but numpy
-and ``excavation.contract``.
+and ``excavation_contract``.
 
 Conventions
 -----------
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from excavation.contract import DEFAULT_BUCKET, BucketGeometry, pitch_rotation, tool0_from_tip
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry, pitch_rotation, tool0_from_tip
 
 # Published UR5e DH parameters (Universal Robots, "DH parameters for calculations of kinematics").
 UR5E_D = np.array([0.1625, 0.0, 0.0, 0.1333, 0.0997, 0.0996])

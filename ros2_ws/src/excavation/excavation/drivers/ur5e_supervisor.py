@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from excavation.contract import DEFAULT_BUCKET, BucketGeometry
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry
 from excavation.drivers import ur5e_kinematics as kin
 from excavation.drivers.safety import DriverState, SafetyConfig, TargetCheck, check_target
 from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig

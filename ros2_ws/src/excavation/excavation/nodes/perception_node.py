@@ -13,7 +13,7 @@ estimate as JSON (``estimate_topic``, std_msgs/String): ``position`` (or null), 
 ``confidence``, ``touches_bucket``) and ``chosen`` (index into candidates, or null).
 
 The bucket mask uses the bucket pose's full orientation and the cell's bucket geometry: a ``bucket:``
-section in ``perception_config_file`` with excavation.contract.BucketGeometry fields (default: the
+section in ``perception_config_file`` with excavation_contract.BucketGeometry fields (default: the
 contract's bucket).
 """
 
@@ -25,28 +25,31 @@ import time
 import numpy as np
 import yaml
 
-from excavation import interfaces as I
+from excavation_contract import interfaces as I
 from excavation import ros_common as rc
 from excavation.ros_common import Param, in_range, one_of
 
 PARAMS = {
-    "depth_topic": Param(rc.REALSENSE_IMAGE, "Depth image topic (sensor_msgs/Image, 16UC1 mm or 32FC1 m)."),
-    "info_topic": Param(rc.REALSENSE_INFO, "CameraInfo topic of the depth stream."),
+    "depth_topic": Param(I.REALSENSE_IMAGE, "Depth image topic (sensor_msgs/Image, 16UC1 mm or 32FC1 m)."),
+    "info_topic": Param(I.REALSENSE_INFO, "CameraInfo topic of the depth stream."),
     "bucket_pose_topic": Param(I.BUCKET_POSE, "Bucket pose from the driver (masks the bucket out of the depth)."),
-    "rock_topic": Param(rc.ROCK_POSITION, "Output: rock centre (geometry_msgs/PointStamped, tray)."),
-    "ground_topic": Param(rc.GROUND_HEIGHT, "Output: soil height at the tray centre (std_msgs/Float64, m)."),
-    "marker_topic": Param(rc.PERCEPTION_MARKERS, "Output: rock and ground markers (MarkerArray)."),
-    "candidates_topic": Param(rc.ROCK_CANDIDATES, "Output: every rock seen on the soil (geometry_msgs/PoseArray, tray)."),
-    "estimate_topic": Param(rc.PERCEPTION_ESTIMATE, "Output: the whole estimate as JSON (std_msgs/String; fields in the module doc)."),
+    "rock_topic": Param(I.ROCK_POSITION, "Output: rock centre (geometry_msgs/PointStamped, tray)."),
+    "ground_topic": Param(I.GROUND_HEIGHT, "Output: soil height at the tray centre (std_msgs/Float64, m)."),
+    "marker_topic": Param(I.PERCEPTION_MARKERS, "Output: rock and ground markers (MarkerArray)."),
+    "candidates_topic": Param(I.ROCK_CANDIDATES, "Output: every rock seen on the soil (geometry_msgs/PoseArray, tray)."),
+    "estimate_topic": Param(I.PERCEPTION_ESTIMATE, "Output: the whole estimate as JSON (std_msgs/String; fields in the module doc)."),
     "publish_markers": Param(True, "Publish markers."),
     "soil_grain_size": Param(-1.0, "Soil grain size (m) overriding the config file's detector.soil_grain_size; "
                              "negative = keep it. The simulator's is its resolution.", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v < 1.0, "a number < 1 (m)"),
-    "calibration_file": Param("", "Tray calibration YAML (camera pose in the tray); empty = the package's calibration_sim.yaml."),
+    "calibration_file": Param("", "Tray calibration YAML (camera pose in the tray) from calibrate_tray; empty = the package's config/calibration.yaml."),
     "perception_config_file": Param("", "Optional YAML with 'detector' and 'tracker' sections overriding PerceptionConfig / TrackerConfig fields."),
     "qos_reliability": Param("reliable", "Reliability of the camera subscriptions (match the camera's publisher).", one_of("reliable", "best_effort"), "reliable | best_effort"),
     "qos_depth": Param(2, "History depth of the camera subscriptions.", lambda v: isinstance(v, int) and 1 <= v <= 100, "integer in [1, 100]"),
     "bucket_pose_timeout_s": Param(0.5, "A bucket pose older than the frame by more than this is not used for masking (s).", in_range(0.0, 10.0), "[0, 10]"),
 }
+
+
+TRAY_CALIBRATION_FILE = "calibration.yaml"  # what calibrate_tray writes into the cell's config by default
 
 
 def resolve_config(path: str) -> str:
@@ -63,7 +66,7 @@ def load_perception_config(path: str):
     ``tracker`` and ``bucket`` sections; defaults for an empty path."""
     from dataclasses import fields
 
-    from excavation.contract import DEFAULT_BUCKET, BucketGeometry
+    from excavation_contract import DEFAULT_BUCKET, BucketGeometry
     from excavation.perception import PerceptionConfig, TrackerConfig
 
     if not path:
@@ -102,7 +105,7 @@ def main(args=None) -> int:
             super().__init__("perception")
             self.p = p = rc.declare_params(self, PARAMS)
             try:
-                self.cal = load_calibration(p["calibration_file"] or rc.config_file("calibration_sim.yaml"))
+                self.cal = load_calibration(p["calibration_file"] or rc.config_file(TRAY_CALIBRATION_FILE))
                 det, trk, geom = load_perception_config(resolve_config(p["perception_config_file"]))
                 if p["soil_grain_size"] >= 0:
                     det = replace(det, soil_grain_size=float(p["soil_grain_size"])).validate()

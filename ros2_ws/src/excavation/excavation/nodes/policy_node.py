@@ -2,7 +2,7 @@
 
 - The bundle is loaded and validated before anything else; a bad one ends the node with a clear
   message and exit code 3 (nothing is ever published).
-- Observation: ``excavation.contract.build_observation`` (the trainer's layout) from the bucket pose,
+- Observation: ``excavation_contract.build_observation`` (the trainer's layout) from the bucket pose,
   the perceived rock position and rock_in_bucket.
 - Timing: a timer on ROS time (``use_sim_time`` works) ticks at the bundle's control period. With
   ``sync_to_frames`` a tick waits for the rock estimate of a frame at least as new as the tick (it
@@ -27,23 +27,23 @@ import sys
 
 import numpy as np
 
-from excavation import contract
-from excavation import interfaces as I
+import excavation_contract as contract
+from excavation_contract import interfaces as I
 from excavation import ros_common as rc
 from excavation.ros_common import Param, in_range
 
-from excavation.policy_bundle import BundleError, load_bundle
+from excavation_contract.bundle import BundleError, load_bundle
 
 PARAMS = {
     "policy_path": Param("", "Policy bundle folder (policy.pt + policy.json). Required."),
     "stale_timeout_s": Param(0.5, "Inputs older than this (ROS time) make the policy hold still (s).", in_range(0.01, 10.0), "[0.01, 10]"),
     "autostart": Param(False, "Start acting without a ~/start call."),
     "sync_to_frames": Param(True, "Each tick waits for the rock estimate of a frame at least as new as the tick."),
-    "rock_topic": Param(rc.ROCK_POSITION, "Rock position input (PointStamped, tray)."),
+    "rock_topic": Param(I.ROCK_POSITION, "Rock position input (PointStamped, tray)."),
     "bucket_pose_topic": Param(I.BUCKET_POSE, "Bucket pose input (PoseStamped, tray)."),
     "rock_in_bucket_topic": Param(I.ROCK_IN_BUCKET, "Rock-in-bucket input (std_msgs/Bool)."),
     "target_topic": Param(I.BUCKET_TARGET, "Output: bucket target (PoseStamped, tray)."),
-    "marker_topic": Param(rc.POLICY_MARKERS, "Output: bucket and target markers (MarkerArray)."),
+    "marker_topic": Param(I.POLICY_MARKERS, "Output: bucket and target markers (MarkerArray)."),
     "publish_markers": Param(True, "Publish markers."),
 }
 

@@ -1,4 +1,4 @@
-"""``ur5e_driver``: the real UR5e over RTDE, serving the topics/services of ``excavation.interfaces``.
+"""``ur5e_driver``: the real UR5e over RTDE, serving the topics/services of ``excavation_contract.interfaces``.
 
 The 500 Hz control loop runs in a supervised worker process (``drivers.ur5e_supervisor``); this
 node only validates and forwards targets, answers enable/stop/recover and publishes state. Nothing
@@ -19,9 +19,9 @@ import sys
 import numpy as np
 import yaml
 
-from excavation import interfaces as I
+from excavation_contract import interfaces as I
 from excavation import ros_common as rc
-from excavation.contract import DEFAULT_BUCKET
+from excavation_contract import DEFAULT_BUCKET
 from excavation.drivers.safety import SafetyConfig
 from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig
 from excavation.drivers.ur5e_kinematics import JOINT_NAMES

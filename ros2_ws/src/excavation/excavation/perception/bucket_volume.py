@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contract import DEFAULT_BUCKET, BucketGeometry, pitch_rotation
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry, pitch_rotation
 from .errors import PerceptionInputError
 
 

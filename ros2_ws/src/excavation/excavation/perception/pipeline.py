@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..contract import DEFAULT_BUCKET, BucketGeometry
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry
 from .bucket_volume import BucketPose
 from .calibration import TrayCalibration
 from .camera import CameraIntrinsics

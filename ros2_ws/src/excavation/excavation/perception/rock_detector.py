@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from ..contract import DEFAULT_BUCKET, BucketGeometry
+from excavation_contract import DEFAULT_BUCKET, BucketGeometry
 from .bucket_volume import BucketPose, points_ahead_of_tips, points_in_bucket, points_in_load
 from .candidates import RockCandidate, choose
 from .camera import CameraIntrinsics, validate_pose

@@ -1,6 +1,6 @@
 """sim_robot: a kinematic UR5e that serves exactly the real driver's topics and services.
 
-Names and types come from ``excavation.interfaces`` (JointState, bucket_pose, tcp_wrench,
+Names and types come from ``excavation_contract.interfaces`` (JointState, bucket_pose, tcp_wrench,
 rock_in_bucket, /diagnostics; subscribes bucket_target; enable/stop/recover), so perception and the
 policy cannot tell it from ``ur5e_driver``.
 
@@ -24,9 +24,10 @@ import sys
 
 import numpy as np
 
-from excavation import contract
-from excavation import interfaces as I
+import excavation_contract as contract
+from excavation_contract import interfaces as I
 from excavation import ros_common as rc
+from excavation_simulation import topics as T
 from excavation.ros_common import Param, in_range
 
 PARAMS = {
@@ -85,10 +86,10 @@ def main(args=None) -> int:
             self.pub_wrench = self.create_publisher(WrenchStamped, I.TCP_WRENCH, 10)
             self.pub_rock = self.create_publisher(Bool, I.ROCK_IN_BUCKET, 10)
             self.pub_diag = self.create_publisher(DiagnosticArray, I.DIAGNOSTICS, 10)
-            self.pub_cmd = self.create_publisher(PoseStamped, rc.SIM_BUCKET_COMMAND, 10)
+            self.pub_cmd = self.create_publisher(PoseStamped, T.SIM_BUCKET_COMMAND, 10)
             self.create_subscription(PoseStamped, I.BUCKET_TARGET, self._on_target, 10)
-            self.create_subscription(PoseStamped, rc.SIM_BUCKET_STATE, self._on_state, 10)
-            self.create_subscription(Bool, rc.SIM_ROCK_IN_BUCKET, lambda m: setattr(self, "rib_truth", bool(m.data)), 10)
+            self.create_subscription(PoseStamped, T.SIM_BUCKET_STATE, self._on_state, 10)
+            self.create_subscription(Bool, T.SIM_ROCK_IN_BUCKET, lambda m: setattr(self, "rib_truth", bool(m.data)), 10)
             for name in (I.ENABLE, I.STOP, I.RECOVER):
                 self.create_service(Trigger, name, self._service(name))
             self.create_timer(1.0, self._diagnostics)

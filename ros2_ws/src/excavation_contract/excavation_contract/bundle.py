@@ -8,7 +8,7 @@ A bundle folder holds:
 - ``policy.pt``: TorchScript, ``forward(obs: Tensor[B, obs_dim]) -> Tensor[B, act_dim]``: the
   deterministic (mean) action in physical units, with observation normalisation and action bounds
   baked in.
-- ``policy.json``: ``format_version``; ``layout`` (``excavation.contract.layout_dict()``: observation and
+- ``policy.json``: ``format_version``; ``layout`` (``excavation_contract.layout_dict()``: observation and
   action fields, action limit, control period, bucket geometry); ``obs_dim``/``act_dim``;
   ``action_low``/``action_high``; ``control_period_s``; ``bucket``; ``training`` (resolution schedule,
   final resolution, per-stage history); ``evaluation`` (success rate per evaluated resolution and
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from excavation import contract
+import excavation_contract as contract
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -185,7 +185,7 @@ def load_bundle(path: str | Path, *, check_contract: bool = True, device: str = 
     """Load and validate a bundle folder; raise ``BundleError`` with a clear message if anything is off.
 
     Checks: both files exist; policy.json parses and has every required key; the format version is
-    known; the layout equals ``excavation.contract``'s (unless ``check_contract=False``, for toy
+    known; the layout equals ``excavation_contract``'s (unless ``check_contract=False``, for toy
     policies); dims agree with the layout; policy.pt matches its recorded sha256 and loads as
     TorchScript; on the recorded probe observations (and a zero observation) it returns finite actions
     of shape (B, act_dim) within the action bounds, equal to the exporter's outputs.

@@ -37,8 +37,10 @@ import time
 
 import numpy as np
 
-from excavation import contract
+import excavation_contract as contract
 from excavation import ros_common as rc
+from excavation_simulation import graph
+from excavation_simulation import topics as T
 from excavation.ros_common import Param, in_range, one_of, positive
 
 PARAMS = {
@@ -56,8 +58,8 @@ PARAMS = {
     "camera_height": Param(480, "Depth image height (px).", lambda v: isinstance(v, int) and 16 <= v <= 4096, "integer in [16, 4096]"),
     "calibration_file": Param("", "Tray calibration YAML giving the camera pose and intrinsics; empty = the package's calibration_sim.yaml."),
     "camera_frame_id": Param("camera_depth_optical_frame", "frame_id of the published depth frames."),
-    "image_topic": Param(rc.SIM_RAW_IMAGE, "Depth image topic (sensor_msgs/Image, 16UC1 mm)."),
-    "info_topic": Param(rc.SIM_RAW_INFO, "CameraInfo topic."),
+    "image_topic": Param(T.SIM_RAW_IMAGE, "Depth image topic (sensor_msgs/Image, 16UC1 mm)."),
+    "info_topic": Param(T.SIM_RAW_INFO, "CameraInfo topic."),
     "qos_reliability": Param("reliable", "Reliability of the camera publishers.", one_of("reliable", "best_effort"), "reliable | best_effort"),
     "idle_render_every": Param(3, "Between episodes, render one frame every this many ticks.", lambda v: isinstance(v, int) and v >= 1, "integer >= 1"),
     "auto_start_episode": Param(False, "Reset into a first episode at start-up (without an episode runner)."),
@@ -83,7 +85,7 @@ class SimWorld:
         if p["publish_camera"]:
             from excavation_sim.camera import CameraConfig, DepthCamera
 
-            cal = load_calibration(p["calibration_file"] or rc.config_file("calibration_sim.yaml"))
+            cal = load_calibration(p["calibration_file"] or rc.config_file("calibration_sim.yaml", graph.PACKAGE))
             w, h = int(p["camera_width"]), int(p["camera_height"])
             intr = cal.intrinsics
             if intr is None:
@@ -167,16 +169,16 @@ def main(args=None) -> int:
             self.running = True
             qos_cam = rc.make_qos(p["qos_reliability"], 2)
             self.pub_clock = self.create_publisher(Clock, "/clock", 10)
-            self.pub_state = self.create_publisher(PoseStamped, rc.SIM_BUCKET_STATE, 10)
-            self.pub_rock = self.create_publisher(PoseStamped, rc.SIM_ROCK_POSE, 10)
-            self.pub_rib = self.create_publisher(Bool, rc.SIM_ROCK_IN_BUCKET, 10)
-            self.pub_success = self.create_publisher(Bool, rc.SIM_SUCCESS, 10)
-            self.pub_status = self.create_publisher(String, rc.SIM_EPISODE, 10)
+            self.pub_state = self.create_publisher(PoseStamped, T.SIM_BUCKET_STATE, 10)
+            self.pub_rock = self.create_publisher(PoseStamped, T.SIM_ROCK_POSE, 10)
+            self.pub_rib = self.create_publisher(Bool, T.SIM_ROCK_IN_BUCKET, 10)
+            self.pub_success = self.create_publisher(Bool, T.SIM_SUCCESS, 10)
+            self.pub_status = self.create_publisher(String, T.SIM_EPISODE, 10)
             self.pub_img = self.create_publisher(Image, p["image_topic"], qos_cam)
             self.pub_info = self.create_publisher(CameraInfo, p["info_topic"], qos_cam)
-            self.create_subscription(PoseStamped, rc.SIM_BUCKET_COMMAND, self._on_command, 10,
+            self.create_subscription(PoseStamped, T.SIM_BUCKET_COMMAND, self._on_command, 10,
                                      callback_group=MutuallyExclusiveCallbackGroup())
-            self.create_service(Trigger, rc.SIM_RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_service(Trigger, T.SIM_RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
             if p["auto_start_episode"]:
                 self._reset()
             self.thread = threading.Thread(target=self._loop, name="sim_loop", daemon=True)
@@ -187,7 +189,7 @@ def main(args=None) -> int:
         # ---------------------------------------------------------------- inputs
         def _on_command(self, msg):
             xyz, pitch, off = rc.pose_from_msg(msg)
-            if not (all(math.isfinite(v) for v in xyz) and math.isfinite(pitch)) or off > 0.05 or msg.header.frame_id != "tray":
+            if not (all(math.isfinite(v) for v in xyz) and math.isfinite(pitch)) or off > 0.05 or msg.header.frame_id != contract.TRAY_FRAME:
                 self.get_logger().error("bucket command ignored: not a finite tray-frame pitch pose", throttle_duration_sec=2.0)
                 return
             with self.cmd_cv:
@@ -299,10 +301,10 @@ def main(args=None) -> int:
         def _publish_state(self, render: bool):
             stamp = rc.s_to_stamp(self.t)
             tip, pitch = self.sim.bucket()
-            self.pub_state.publish(rc.pose_msg(stamp, "tray", tip, pitch))
+            self.pub_state.publish(rc.pose_msg(stamp, contract.TRAY_FRAME, tip, pitch))
             pos, quat = self.sim.rock()
             rock = PoseStamped()
-            rock.header.stamp, rock.header.frame_id = stamp, "tray"
+            rock.header.stamp, rock.header.frame_id = stamp, contract.TRAY_FRAME
             rock.pose.position.x, rock.pose.position.y, rock.pose.position.z = (float(v) for v in pos)
             rock.pose.orientation.x, rock.pose.orientation.y, rock.pose.orientation.z, rock.pose.orientation.w = (float(v) for v in quat)
             self.pub_rock.publish(rock)

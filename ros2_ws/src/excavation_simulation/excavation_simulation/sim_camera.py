@@ -15,13 +15,15 @@ import sys
 import time
 
 from excavation import ros_common as rc
+from excavation_contract import interfaces as I
+from excavation_simulation import topics as T
 from excavation.ros_common import Param, in_range, one_of
 
 PARAMS = {
-    "input_image_topic": Param(rc.SIM_RAW_IMAGE, "Rendered depth images from sim_world."),
-    "input_info_topic": Param(rc.SIM_RAW_INFO, "Rendered CameraInfo from sim_world."),
-    "image_topic": Param(rc.REALSENSE_IMAGE, "Published depth image topic (realsense-ros name by default)."),
-    "info_topic": Param(rc.REALSENSE_INFO, "Published CameraInfo topic."),
+    "input_image_topic": Param(T.SIM_RAW_IMAGE, "Rendered depth images from sim_world."),
+    "input_info_topic": Param(T.SIM_RAW_INFO, "Rendered CameraInfo from sim_world."),
+    "image_topic": Param(I.REALSENSE_IMAGE, "Published depth image topic (realsense-ros name by default)."),
+    "info_topic": Param(I.REALSENSE_INFO, "Published CameraInfo topic."),
     "qos_reliability": Param("reliable", "Reliability of the subscriptions and publishers.", one_of("reliable", "best_effort"), "reliable | best_effort"),
     "qos_depth": Param(2, "History depth of the camera QoS.", lambda v: isinstance(v, int) and 1 <= v <= 100, "integer in [1, 100]"),
     "drop_rate": Param(0.0, "Fault injection: fraction of frames dropped at random.", in_range(0.0, 1.0), "[0, 1]"),

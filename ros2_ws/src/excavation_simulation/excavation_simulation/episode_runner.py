@@ -21,14 +21,15 @@ import time
 
 import numpy as np
 
-from excavation import interfaces as I
+from excavation_contract import interfaces as I
 from excavation import ros_common as rc
+from excavation_simulation import topics as T
 from excavation.ros_common import Param, in_range
 
 PARAMS = {
     "episodes": Param(1, "Episodes to run.", lambda v: isinstance(v, int) and 1 <= v <= 100000, "integer >= 1"),
     "summary_json": Param("", "Write the summary here as JSON (empty = only print it)."),
-    "info_topic": Param(rc.REALSENSE_INFO, "CameraInfo topic of the depth stream the policy sees (latency start)."),
+    "info_topic": Param(I.REALSENSE_INFO, "CameraInfo topic of the depth stream the policy sees (latency start)."),
     "target_topic": Param(I.BUCKET_TARGET, "Bucket target topic (latency end)."),
     "qos_reliability": Param("reliable", "Reliability of the CameraInfo subscription.", lambda v: v in ("reliable", "best_effort"), "reliable | best_effort"),
     "startup_timeout_s": Param(180.0, "Wall time to wait for every service of the stack (s).", in_range(1.0, 3600.0), "[1, 3600]"),
@@ -103,12 +104,12 @@ def main(args=None) -> int:
             self.t_run: float | None = None
             self.collect = False
             group = ReentrantCallbackGroup()
-            self.create_subscription(String, rc.SIM_EPISODE, self._on_status, 10, callback_group=group)
+            self.create_subscription(String, T.SIM_EPISODE, self._on_status, 10, callback_group=group)
             self.create_subscription(CameraInfo, p["info_topic"], self._on_info, rc.make_qos(p["qos_reliability"], 5), callback_group=group)
             self.create_subscription(PoseStamped, p["target_topic"], self._on_target, 10, callback_group=group)
             pol = p["policy_node"].strip("/")
             self.clients_ = {name: self.create_client(Trigger, srv, callback_group=group) for name, srv in {
-                "reset": rc.SIM_RESET, "enable": I.ENABLE, "stop": I.STOP,
+                "reset": T.SIM_RESET, "enable": I.ENABLE, "stop": I.STOP,
                 "policy_start": f"/{pol}/start", "policy_stop": f"/{pol}/stop"}.items()}
 
         def _on_status(self, msg):

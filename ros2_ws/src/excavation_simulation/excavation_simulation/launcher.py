@@ -1,7 +1,7 @@
 """launch_stack: the simulated stack from one command where `ros2 launch` is not installed.
 
-Starts the same nodes as ``launch/sim.launch.py``, as separate processes, with the same parameter file
-(``config/sim.yaml``) plus the overrides given here; waits for the episode runner to finish, then
+Starts the graph of ``excavation_simulation.graph`` (the one ``launch/sim.launch.py`` starts), as separate
+processes, with the same parameter file (``config/sim.yaml``) plus the overrides given here; waits for the episode runner to finish, then
 stops everything. Ctrl-C / SIGTERM are forwarded. Every node gets the Fast DDS profile
 ``config/fastdds_large_frames.xml`` (8 MB shared-memory segments, so a 600 kB depth frame crosses
 processes in about 2.5 ms instead of about 13 ms), unless the environment already names a profile or
@@ -26,19 +26,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import ros_common as rc
-from .dds_shm import SHM_DIR, clean_stale_segments
+from excavation import ros_common as rc
+from excavation.dds_shm import SHM_DIR, clean_stale_segments
 
-NODES = ("sim_world", "sim_camera", "sim_robot", "perception", "policy", "episode_runner")
-MODULES = {
-    "sim_world": "excavation.nodes.sim_world",
-    "sim_camera": "excavation.nodes.sim_camera",
-    "sim_robot": "excavation.nodes.sim_robot",
-    "perception": "excavation.nodes.perception_node",
-    "policy": "excavation.nodes.policy_node",
-    "episode_runner": "excavation.nodes.episode_runner",
-    "recorder": "excavation.recorder",
-}
+from . import graph
+from . import topics as T
+
+NODES = tuple(n.name for n in graph.NODES)
+MODULES = {n.name: n.module for n in (*graph.NODES, graph.RECORDER)}
 
 
 @dataclass
@@ -62,35 +57,31 @@ def ros_value(v) -> str:
 def build_commands(a) -> dict[str, list[str]]:
     """Command line of every process: python -m <module> --ros-args --params-file <config> -p ..."""
     overrides: dict[str, dict] = {n: {} for n in NODES}
-    overrides["sim_world"]["use_sim_time"] = False
+    overrides[graph.CLOCK_SOURCE]["use_sim_time"] = False
+    for (node, param), name in graph.CONFIG_FILE_PARAMETERS.items():
+        overrides[node][param] = rc.config_file(name, graph.PACKAGE)
+    # The graph's launch arguments, as sim.launch.py applies them (None: keep the config's value).
+    given = {"policy": os.path.abspath(a.policy) if a.policy is not None else None,
+             "resolution": float(a.resolution) if a.resolution is not None else None,
+             "episodes": int(a.episodes), "randomization": a.randomization,
+             "depth_topic": a.depth_topic or None, "info_topic": a.info_topic or None, "qos": a.qos or None,
+             "summary_json": os.path.abspath(a.summary_json) if a.summary_json else None}
+    assert set(given) == {arg.name for arg in graph.ARGUMENTS}, "launch_stack must offer every graph argument"
+    for arg in graph.ARGUMENTS:
+        if given[arg.name] is not None:
+            for node, param in arg.targets:
+                overrides[node][param] = given[arg.name]
     if a.resolution is not None:
-        overrides["sim_world"]["resolution_mm"] = float(a.resolution)
-        overrides["perception"]["soil_grain_size"] = float(a.resolution) / 1000.0
+        node, param = graph.GRAIN_SIZE_TARGET
+        overrides[node][param] = graph.grain_size_m(a.resolution)
     if a.seed is not None:
         overrides["sim_world"]["seed"] = int(a.seed)
-    if a.randomization is not None:
-        overrides["sim_world"]["randomization"] = a.randomization
     if a.max_episode_steps is not None:
         overrides["sim_world"]["max_episode_steps"] = int(a.max_episode_steps)
     if a.camera_width is not None:
         overrides["sim_world"]["camera_width"] = int(a.camera_width)
     if a.camera_height is not None:
         overrides["sim_world"]["camera_height"] = int(a.camera_height)
-    if a.policy is not None:
-        overrides["policy"]["policy_path"] = os.path.abspath(a.policy)
-    if a.depth_topic:
-        overrides["sim_camera"]["image_topic"] = a.depth_topic
-        overrides["perception"]["depth_topic"] = a.depth_topic
-    if a.info_topic:
-        overrides["sim_camera"]["info_topic"] = a.info_topic
-        overrides["perception"]["info_topic"] = a.info_topic
-        overrides["episode_runner"]["info_topic"] = a.info_topic
-    if a.qos:
-        for n in ("sim_world", "sim_camera", "perception", "episode_runner"):
-            overrides[n]["qos_reliability"] = a.qos
-    overrides["episode_runner"]["episodes"] = int(a.episodes)
-    if a.summary_json:
-        overrides["episode_runner"]["summary_json"] = os.path.abspath(a.summary_json)
     for item in a.param or []:
         node, _, kv = item.partition(":")
         k, _, v = kv.partition("=")
@@ -100,8 +91,10 @@ def build_commands(a) -> dict[str, list[str]]:
     params_file = merged_params_file(a.config, overrides, a.params_out)
     cmds = {n: [sys.executable, "-m", MODULES[n], "--ros-args", "--params-file", params_file] for n in NODES}
     if a.record:
-        cmds["recorder"] = [sys.executable, "-m", MODULES["recorder"], "--output", os.path.abspath(a.record)] + (
-            ["--images"] if a.record_images else []) + ["--ros-args", "-p", "use_sim_time:=true"]
+        sim_topics = [f"--topic={name}:{typ}" for name, typ in T.RECORDED.items()]
+        cmds["recorder"] = [sys.executable, "-m", MODULES["recorder"], "--output", os.path.abspath(a.record),
+                            *sim_topics] + (["--images"] if a.record_images else []) + [
+            "--ros-args", "-p", "use_sim_time:=true"]
     return cmds
 
 
@@ -134,7 +127,7 @@ def _parse_scalar(v: str):
         return v
 
 
-DDS_PROFILE_FILE = "fastdds_large_frames.xml"
+DDS_PROFILE_FILE = graph.DDS_PROFILE_FILE
 DDS_PROFILE_ENV = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")  # Fast DDS 2.x, 3.x
 
 
@@ -148,7 +141,7 @@ def dds_environment(choice: str | None, environ=None) -> dict[str, str]:
     if choice is None:
         if any(environ.get(k) for k in DDS_PROFILE_ENV):
             return {}
-        choice = rc.config_file(DDS_PROFILE_FILE)
+        choice = rc.config_file(DDS_PROFILE_FILE, graph.ROBOT_PACKAGE)
     if choice in ("", "none"):
         return {}
     path = os.path.abspath(choice)
@@ -230,7 +223,7 @@ class Stack:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="launch_stack", description="Run the simulated excavation stack (no `ros2 launch` needed).")
-    ap.add_argument("--config", default=rc.config_file("sim.yaml"), help="ROS parameter file for every node (default: the package's sim.yaml)")
+    ap.add_argument("--config", default=rc.config_file(graph.CONFIG_FILE, graph.PACKAGE), help="ROS parameter file for every node (default: the package's sim.yaml)")
     ap.add_argument("--policy", default=None, help="policy bundle folder (default: policy_path in the config, policies/default)")
     ap.add_argument("--episodes", type=int, default=3, help="episodes to run (default 3)")
     ap.add_argument("--resolution", type=float, default=None, help="simulation resolution in mm (default: the config's)")
