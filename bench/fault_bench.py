@@ -39,7 +39,6 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "ros2_ws", "src", "excavation"))
 
 from excavation.drivers.rtde_emulator.harness import EmulatorProcess  # noqa: E402
 from excavation.drivers.rtde_emulator.server import free_loopback_host  # noqa: E402

@@ -46,8 +46,6 @@ import numpy as np  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(REPO, "ros2_ws", "src", "excavation")
 SIM_PKG = os.path.join(REPO, "ros2_ws", "src", "excavation_simulation")
-if PKG not in sys.path:
-    sys.path.insert(0, PKG)
 
 import cv2  # noqa: E402
 
@@ -147,10 +145,7 @@ SIM_RESOLUTIONS_MM = (70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0)
 
 
 def _sim_modules():
-    """The simulator (excavation_training, Newton/Warp) is imported only for ``--source sim``."""
-    train = os.path.join(REPO, "training")
-    if train not in sys.path:
-        sys.path.insert(0, train)
+    """The simulator (excavation_sim, Newton/Warp) is imported only for ``--source sim``."""
     import torch
 
     from excavation_sim.camera import CameraConfig, DepthCamera
@@ -159,27 +154,6 @@ def _sim_modules():
     from excavation_sim.scripted import ScriptedScoop
 
     return torch, CameraConfig, DepthCamera, ExcavationEnvConfig, ExcavationEnv, ScriptedScoop
-
-
-def _sim_shape_ids(cam, env) -> np.ndarray:
-    """Noise-free shape index image of world 0 (which shape each pixel sees), same view as ``cam``."""
-    wp = cam._wp
-    c = cam.cfg
-    if getattr(cam, "_bench_ids", None) is None:
-        cam._bench_ids = cam.sensor.allocate_image_shape_index(1, c.width, c.height)
-    cam.transforms.assign([cam._camera_transform(0)])
-    cam.world_index.assign(np.array([0], dtype=np.int32))
-    env.model.bvh_refit_shapes(env.states[0])
-    env.model.bvh_refit_particles(env.states[0])
-    cam.sensor.update(env.states[0], cam.transforms, cam.rays, shape_index_image=cam._bench_ids,
-                      world_indices=cam.world_index)
-    wp.synchronize()
-    return cam._bench_ids.numpy()[0].astype(np.int64)
-
-
-def _move_body(env, body: int, dz: float) -> None:
-    for k in range(2):
-        env._bq[k][body, 2] += dz
 
 
 def _rock_geometry(env, pos: np.ndarray, quat_xyzw: np.ndarray) -> tuple[float, float]:
@@ -346,10 +320,9 @@ def _rock_taken_out(env, settle_s: float):
     in place they would hang in the air in the rock's shape -- what a rock under a layer of grains
     looks like, not an empty tray). The whole env state is put back afterwards."""
     state = env.state_dict()
-    _move_body(env, int(env.rock_body[0]), -10.0)
+    env.displace_body(int(env.rock_body[0]), (0.0, 0.0, -10.0))
     try:
-        for _ in range(int(round(settle_s / env.control_period))):
-            env._simulate(env.tip.clone(), env.pitch.clone())
+        env.settle(int(round(settle_s / env.control_period)))
         yield
     finally:
         env.load_state_dict(state)
@@ -373,7 +346,7 @@ def _sim_frame_now(env, cam, intr, delta, seed, step, empty, args) -> Frame | No
     bucket = BucketPose(tuple(float(v) for v in env.tip[0].cpu().numpy()), float(env.pitch[0]))
     in_bucket = bool(env.rock_in_bucket_truth()[0])
     frame = cam.render(0, noise=True)
-    ids = _sim_shape_ids(cam, env)
+    ids = cam.shape_index_image(0)
     bucket_ids = np.asarray(env.scene.bucket_shapes[0])
     rock_ids = np.asarray(env.scene.rock_shapes[0])
     n_bucket_px = int(np.isin(ids, bucket_ids).sum())
@@ -397,11 +370,11 @@ def _sim_frame_now(env, cam, intr, delta, seed, step, empty, args) -> Frame | No
         clear = _rock_clearance(env, pos, quat, top)
         info["rock_top_above_grains_mm"] = None if clear is None else clear * 1000
         if n_bucket_px:
-            _move_body(env, bb, 10.0)
+            env.displace_body(bb, (0.0, 0.0, 10.0))
             try:
-                n_free = int(np.isin(_sim_shape_ids(cam, env), rock_ids).sum())
+                n_free = int(np.isin(cam.shape_index_image(0), rock_ids).sum())
             finally:
-                _move_body(env, bb, -10.0)
+                env.displace_body(bb, (0.0, 0.0, -10.0))
             visible = n_rock / max(1, n_free)
         if in_bucket:
             kind = "rock in bucket"

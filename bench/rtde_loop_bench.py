@@ -40,7 +40,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "ros2_ws", "src", "excavation"))
 
 from excavation.drivers.rtde_emulator.harness import EmulatorProcess  # noqa: E402
 from excavation.drivers.safety import SafetyConfig  # noqa: E402

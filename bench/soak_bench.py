@@ -50,7 +50,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "ros2_ws", "src", "excavation"))
 
 # Node name -> the module launch_stack runs it as (excavation/launcher.py MODULES).
 MODULES = {

@@ -314,6 +314,22 @@ class ExcavationEnv:
             raise ValueError(f"actions contain NaN or inf (env rows {bad}); expected finite bucket displacements")
         return actions.to(self.device, torch.float32)
 
+    # ------------------------------------------------------------------ ground truth and scene edits
+    # Public, for benchmarks and tests that need what no sensor sees (the simulated stack uses the
+    # rock pose and flags above; nothing here is part of the MDP).
+    def displace_body(self, body: int, offset) -> None:
+        """Move rigid body ``body`` (an index into the model's bodies, e.g. ``rock_body[w]``) by ``offset``
+        (x, y, z in metres) without simulating; ``state_dict``/``load_state_dict`` undo it."""
+        off = torch.as_tensor(offset, dtype=self._bq[0].dtype, device=self._bq[0].device).reshape(3)
+        for q in self._bq:
+            q[int(body), :3] += off
+
+    def settle(self, steps: int = 1) -> None:
+        """``steps`` control periods of physics with every bucket held where it is (no action, no
+        episode bookkeeping): lets the soil come to rest after a scene edit."""
+        for _ in range(int(steps)):
+            self._simulate(self.tip.clone(), self.pitch.clone())
+
     def _simulate(self, target: torch.Tensor, target_pitch: torch.Tensor) -> None:
         steps = self.cfg.physics.substeps
         dt = self.control_period / steps
