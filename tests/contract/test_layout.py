@@ -71,3 +71,24 @@ def test_the_contract_imports_without_ros_torch_or_the_simulator():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"({contract.OBS_DIM},)"
+
+
+def test_the_config_files_restate_the_contracts_limits():
+    """The YAML a user edits shows the limits in force; they must equal the one home of those numbers."""
+    import os
+
+    import yaml
+
+    from excavation.drivers.safety import SafetyConfig
+
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "ros2_ws", "src")
+    sim = yaml.safe_load(open(os.path.join(src, "excavation_simulation", "config", "sim.yaml")))["sim_robot"]["ros__parameters"]
+    assert sim["workspace_min"] == pytest.approx(contract.WORKSPACE_MIN.tolist())
+    assert sim["workspace_max"] == pytest.approx(contract.WORKSPACE_MAX.tolist())
+    assert (sim["pitch_min"], sim["pitch_max"]) == pytest.approx(contract.PITCH_LIMIT_RAD)
+    drv = yaml.safe_load(open(os.path.join(src, "excavation", "config", "ur5e_driver.yaml")))["ur5e_driver"]["ros__parameters"]
+    cfg = SafetyConfig()
+    assert tuple(cfg.box_min) == contract.SAFETY_BOX_MIN and tuple(cfg.box_max) == contract.SAFETY_BOX_MAX
+    assert drv["workspace_min"] == pytest.approx(list(contract.SAFETY_BOX_MIN))
+    assert drv["workspace_max"] == pytest.approx(list(contract.SAFETY_BOX_MAX))
+    assert (drv["pitch_min"], drv["pitch_max"]) == pytest.approx(contract.PITCH_LIMIT_RAD)

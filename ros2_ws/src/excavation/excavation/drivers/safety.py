@@ -24,15 +24,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from excavation_contract import frames, limits
+
 OUT_OF_BOX_POLICIES = ("clamp", "refuse")
 
 
 @dataclass
 class SafetyConfig:
-    box_min: tuple[float, float, float] = (-0.25, -0.25, -0.06)  # tray frame [m]
-    box_max: tuple[float, float, float] = (0.25, 0.25, 0.35)
-    pitch_min: float = -0.8  # [rad]
-    pitch_max: float = 0.9
+    # Tray frame [m] / [rad]; defaults: the contract's safety box and pitch range (excavation_contract.limits).
+    box_min: tuple[float, float, float] = limits.SAFETY_BOX_MIN
+    box_max: tuple[float, float, float] = limits.SAFETY_BOX_MAX
+    pitch_min: float = limits.PITCH_LIMIT_RAD[0]
+    pitch_max: float = limits.PITCH_LIMIT_RAD[1]
     max_step_m: float = 0.002  # per control-loop step (500 Hz -> 1 m/s cap on its own)
     max_step_rad: float = 0.005
     max_speed_m_s: float = 0.25
@@ -41,7 +44,7 @@ class SafetyConfig:
     max_accel_rad_s2: float = 4.0
     watchdog_timeout_s: float = 0.5
     out_of_box: str = "clamp"
-    frame: str = "tray"
+    frame: str = frames.TRAY_FRAME
 
     def validate(self) -> None:
         """Raise ValueError with every problem found (checked once, at start)."""
