@@ -21,9 +21,17 @@ class ScoopHeuristic(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_buffer("limit", torch.as_tensor(contract.ACTION_LIMIT, dtype=torch.float32))
+        # Where each group sits in the observation, from the contract (TorchScript cannot call
+        # unpack_observation, so the indices are taken from the same table here).
+        g = contract.OBS_GROUPS
+        self.register_buffer("tip_idx", torch.as_tensor(g["bucket_tip"], dtype=torch.long))
+        self.register_buffer("rock_idx", torch.as_tensor(g["rock"], dtype=torch.long))
+        self.pitch_i = int(g["bucket_pitch"][0])
+        self.rib_i = int(g["rock_in_bucket"][0])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        tip, pitch, rock, rib = obs[:, 0:3], obs[:, 3], obs[:, 4:7], obs[:, 7]
+        tip, rock = obs.index_select(1, self.tip_idx), obs.index_select(1, self.rock_idx)
+        pitch, rib = obs[:, self.pitch_i], obs[:, self.rib_i]
         behind = rock + torch.tensor([-0.08, 0.0, 0.06])
         under = rock + torch.tensor([0.04, 0.0, -0.045])
         low = rock + torch.tensor([-0.08, 0.0, -0.045])
