@@ -51,16 +51,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-# Node name -> the module launch_stack runs it as (excavation/launcher.py MODULES).
-MODULES = {
-    "sim_world": "excavation_simulation.sim_world",
-    "sim_camera": "excavation_simulation.sim_camera",
-    "sim_robot": "excavation_simulation.sim_robot",
-    "perception": "excavation.nodes.perception_node",
-    "policy": "excavation.nodes.policy_node",
-    "episode_runner": "excavation_simulation.episode_runner",
-    "recorder": "excavation.recorder",
-}
+# Node name -> the module launch_stack runs it as (the simulated cell's ROS graph).
+from excavation_simulation.launcher import MODULES  # noqa: E402
+
 EPISODE_RE = re.compile(r"episode (\d+)/(\d+): (\w+) after (\d+) steps \((\d+) held, ([\d.]+) s\)")
 STACK_UP_RE = re.compile(r"stack is up after ([\d.]+) s")
 MANY_EPISODES = 100000  # the episode runner's maximum: the bench stops the run, not the count
