@@ -5,6 +5,8 @@ Every test starts its own emulator (no shared rig, no order dependence) and wait
 changes with generous timeouts; nothing here measures time (bench/fault_bench.py does).
 """
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -13,77 +15,30 @@ import numpy as np
 import pytest
 
 from conftest import T_BASE_TRAY
+from driver_helpers import (
+    LOAD_TOLERANT,
+    Streamer,
+    back_disabled,
+    holds_still,
+    loop_cycles_pass,
+    make_loop,
+    moves_again,
+    ready,
+    servoing,
+    wait,
+)
+from excavation.drivers.rtde_connection import connect
 from excavation.drivers.rtde_emulator.harness import EmulatorProcess
 from excavation.drivers.rtde_emulator.server import free_loopback_host
 from excavation.drivers.safety import SafetyConfig
-from excavation.drivers.ur5e_control_loop import LoopConfig
-from excavation.drivers.ur5e_supervisor import SupervisedControlLoop
+from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig
 
 pytestmark = pytest.mark.timeout(120)
 REPEATS = 2
 
 
-def wait(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return bool(pred())
-
-
-def ready(loop):
-    """Connected and a measured posture known (the first snapshot after connecting has none yet)."""
-    st = loop.state()
-    return bool(st.get("connected")) and "tip" in st
-
-
-def make_loop(host, **loop_kw):
-    cfg = LoopConfig(robot_ip=host, **{"reconnect_backoff_s": 0.2, "connect_timeout_s": 1.0, **loop_kw})
-    return SupervisedControlLoop(cfg, SafetyConfig(watchdog_timeout_s=0.5), np.array(T_BASE_TRAY))
-
-
-class Streamer:
-    """Sends a fresh target above the start posture at 50 Hz, as the policy node would."""
-
-    def __init__(self, loop):
-        self.loop, self.stop = loop, threading.Event()
-        self.goal = np.array(loop.state()["tip"]) + [0.0, 0.0, 0.05]
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.stop.wait(0.02):
-            self.loop.set_target(self.goal, 0.0, "tray")
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(2.0)
-
-
-def servoing(emu, loop):
-    """Enable and wait until servoL commands reach the controller."""
-    assert loop.request("enable")[0], loop.state()
-    n0 = emu.snapshot()["command_counts"].get("24", 0)
-    assert wait(lambda: emu.snapshot()["command_counts"].get("24", 0) > n0 + 10), loop.state()
-
-
 def left_enabled(loop):
     return loop.state()["driver_state"] != "ENABLED"
-
-
-def back_disabled(loop, emu):
-    """Reconnected, DISABLED, and targets streamed now do not move the arm."""
-    assert wait(lambda: ready(loop) and loop.state()["driver_state"] == "DISABLED", 30.0), loop.state()
-    q0 = np.array(emu.snapshot()["q"])
-    goal = np.array(loop.state()["tip"]) + [0.0, 0.0, 0.03]
-    for _ in range(15):
-        loop.set_target(goal, 0.0, "tray")
-        time.sleep(0.02)
-    np.testing.assert_allclose(emu.snapshot()["q"], q0, atol=1e-9)
 
 
 # (emulator op, what the driver must say): "stall_script" keeps the stream alive but never answers
@@ -166,3 +121,160 @@ def test_silent_peer_gets_every_configured_attempt():
         for s in held:
             s.close()
         srv.close()
+
+
+def test_gives_up_after_the_configured_attempts_then_recover_brings_it_back():
+    """The controller goes silent while streaming: the driver leaves ENABLED, tries exactly the
+    configured number of times, gives up (no retry on its own, also once the controller is back);
+    ``recover`` reconnects it DISABLED, and only ``enable`` moves the arm again."""
+    with EmulatorProcess() as emu:
+        loop = make_loop(emu.host, reconnect_attempts=2, connect_timeout_s=0.5)
+        loop.start()
+        try:
+            assert wait(lambda: ready(loop)), loop.state()
+            with Streamer(loop):
+                servoing(emu, loop)
+                before = emu.snapshot()["rtde_connections"]
+                emu.call("silent", True)
+                assert wait(lambda: left_enabled(loop)), loop.state()
+                assert wait(lambda: "gave up" in (loop.state().get("reason") or ""), 60.0), loop.state()
+            assert loop.state()["driver_state"] == "DISCONNECTED", loop.state()
+            n = emu.snapshot()["rtde_connections"]
+            # Each attempt is one RTDE handshake probe (it times out on the silent controller).
+            assert n - before == 2, f"{n - before} connection attempts, 2 configured"
+            assert loop.fault_count == 3, f"{loop.fault_count} workers replaced: the lost one + 2 attempts expected"
+            emu.call("silent", False)
+            # A negative check needs a window: a driver still retrying would connect within one
+            # backoff (0.2 s) plus a worker start; give it many times that.
+            assert not wait(lambda: loop.state().get("connected") or emu.snapshot()["rtde_connections"] > n, 4.0), \
+                f"the driver reconnected on its own after giving up: {loop.state()}"
+            ok, msg = loop.request("recover")
+            assert ok and "reconnecting" in msg, msg
+            back_disabled(loop, emu)
+            moves_again(emu, loop)
+        finally:
+            loop.shutdown()
+
+
+def _worker_pid(loop):
+    proc = loop._proc  # the supervisor's current worker (no public handle: tests only)
+    assert proc is not None and proc.poll() is None, "no live worker"
+    return proc.pid
+
+
+def test_crashed_worker_is_replaced_and_comes_back_disabled():
+    """The worker process dies (SIGKILL) while streaming: the supervisor sees it exit, the arm gets
+    no new set points, and a fresh worker comes back DISABLED."""
+    with EmulatorProcess() as emu:
+        loop = make_loop(emu.host)
+        loop.start()
+        try:
+            assert wait(lambda: ready(loop)), loop.state()
+            with Streamer(loop):
+                servoing(emu, loop)
+                pid = _worker_pid(loop)
+                os.kill(pid, signal.SIGKILL)
+                assert wait(lambda: left_enabled(loop)), loop.state()
+                assert wait(lambda: loop.fault_count >= 1), loop.events
+                said = " | ".join(loop.events)
+                assert "worker exited" in said or "closed its link" in said, said
+                assert wait(lambda: ready(loop) and _worker_pid(loop) != pid, 30.0), loop.state()
+            # No set point from the fresh worker while the policy keeps streaming (back_disabled
+            # streams and counts). Counted from here, not from the kill: the dead worker's last
+            # packets may still sit in the controller's socket buffer when its death is noticed.
+            back_disabled(loop, emu)
+            moves_again(emu, loop)
+        finally:
+            loop.shutdown()
+
+
+# (driver state when the worker freezes, what the supervisor must say): a frozen worker (SIGSTOP:
+# alive, sending nothing) while ENABLED is caught by its heartbeat at once; while DISABLED by the
+# silence timeout (the heartbeat allows a long request there).
+FREEZES = [("ENABLED", "stalled"), ("DISABLED", "silent")]
+
+
+@pytest.mark.parametrize("when, said", FREEZES)
+def test_frozen_worker_is_replaced_and_comes_back_disabled(when, said):
+    with EmulatorProcess() as emu:
+        # 5 s: the shortest the supervisor allows by default. A worker is silent while ur_rtde's
+        # constructors hold its GIL; on a loaded machine that took over 2 s, and a 2 s limit then
+        # killed every fresh worker before it could report.
+        loop = make_loop(emu.host, silence_timeout_s=5.0)
+        loop.start()
+        pid = None
+        try:
+            assert wait(lambda: ready(loop)), loop.state()
+            with Streamer(loop):
+                if when == "ENABLED":
+                    servoing(emu, loop)
+                pid = _worker_pid(loop)
+                os.kill(pid, signal.SIGSTOP)
+                assert wait(lambda: loop.fault_count >= 1), loop.state()
+                assert wait(lambda: loop.state()["driver_state"] == "DISCONNECTED" or ready(loop)), loop.state()
+                assert any(said in e for e in loop.events), loop.events
+                assert wait(lambda: ready(loop) and _worker_pid(loop) != pid, 30.0), loop.state()
+            back_disabled(loop, emu)  # no set points from the fresh worker (see the crashed-worker test)
+            moves_again(emu, loop)
+        finally:
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)  # never leave a stopped process behind
+                except ProcessLookupError:
+                    pass
+            loop.shutdown()
+
+
+class RefusingControl:
+    """ur_rtde's control interface, except that servoL returns False while ``refuse`` is set.
+
+    Why not the emulator: with ur_rtde 1.6.5 servoL returns False only when the control script is
+    not running (runtime state stopped), and isProgramRunning() then says so too; the driver's own
+    check of servoL's answer (the controller refusing between that check and the call) can only be
+    reached deterministically at the client boundary.
+    """
+
+    def __init__(self, inner):
+        self._inner, self.refuse = inner, threading.Event()
+
+    def servoL(self, *args):
+        if self.refuse.is_set():
+            return False
+        return self._inner.servoL(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_refused_servol_faults_and_stops_commanding():
+    controls = []
+    with EmulatorProcess() as emu:
+        def connector():
+            io = connect(emu.host, 500.0, 2.0)
+            io.control = RefusingControl(io.control)
+            controls.append(io.control)
+            return io
+
+        loop = ControlLoop(LoopConfig(robot_ip=emu.host, **LOAD_TOLERANT), SafetyConfig(watchdog_timeout_s=0.5),
+                           np.array(T_BASE_TRAY), connector=connector)
+        loop.start()
+        try:
+            assert wait(lambda: ready(loop)), loop.state()
+            with Streamer(loop):
+                servoing(emu, loop)
+                controls[-1].refuse.set()
+                assert wait(lambda: loop.state()["driver_state"] == "FAULT"), loop.state()
+                assert "servoL refused" in loop.state()["reason"], loop.state()
+                calls = loop.servo_calls  # the driver's own count of servoL calls (refused ones too)
+                assert loop_cycles_pass(loop)
+                assert loop.servo_calls == calls, f"{loop.servo_calls - calls} servoL calls after the refusal"
+                ok, msg = loop.request("enable")
+                assert not ok and "recover" in msg, msg
+            controls[-1].refuse.clear()
+            ok, msg = loop.request("recover")
+            assert ok, msg
+            assert loop.state()["driver_state"] == "DISABLED", loop.state()
+            holds_still(emu, loop, np.array(loop.state()["tip"]) + [0.0, 0.0, 0.03])
+            moves_again(emu, loop)
+        finally:
+            loop.shutdown()

@@ -2,9 +2,7 @@
 
 import json
 import math
-import os
 import shutil
-import sys
 import time
 
 import pytest
@@ -46,12 +44,17 @@ def _policy_io(ros):
 
 
 def test_policy_acts_on_fresh_inputs_and_holds_on_stale(ros, procs, bundle_dir):
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import Bool
 
     # Plain wall time here: staleness is judged on the node's ROS clock, whichever it is.
     p = procs(node_cmd("excavation.nodes.policy_node", f"policy_path:={bundle_dir}", "autostart:=true",
                        "stale_timeout_s:=0.3", "sync_to_frames:=false", params_file=None))
     targets, pub_rock, pub_pose, pub_rib = _policy_io(ros)
+    diags = []
+    ros.create_subscription(DiagnosticArray, "/diagnostics",
+                            lambda m: diags.extend(st for st in m.status if st.name == "policy"), 10)
     tip = (-0.12, 0.0, 0.10)
 
     def feed(rock_stamp=None):
@@ -71,18 +74,30 @@ def test_policy_acts_on_fresh_inputs_and_holds_on_stale(ros, procs, bundle_dir):
     d = [t.pose.position.x - tip[0], t.pose.position.y - tip[1], t.pose.position.z - tip[2]]
     assert all(abs(v) <= 0.025 + 1e-6 for v in d) and any(abs(v) > 1e-4 for v in d)
 
-    # Rock estimates stop coming (camera gone): bucket pose and rock_in_bucket stay fresh.
-    old = ros.get_clock().now().to_msg()
-    time.sleep(0.4)
-    n0 = len(targets)
-    t_end = time.monotonic() + 2.0
-    while time.monotonic() < t_end:
+    # Rock estimates stop coming (camera gone): bucket pose and rock_in_bucket stay fresh, the last
+    # estimate is re-sent with its old stamp (1 s old: stale by construction, no waiting for it).
+    old_ns = ros.get_clock().now().nanoseconds - 1_000_000_000
+    old = Time(sec=old_ns // 10**9, nanosec=old_ns % 10**9)
+
+    def feed_stale():
         now = ros.get_clock().now().to_msg()
         pub_pose.publish(_pose(now, tip))
         pub_rib.publish(Bool(data=False))
-        pub_rock.publish(_point(old, (0.0, 0.0, -0.02)))  # stale estimate re-sent
-        time.sleep(0.05)
-    time.sleep(0.3)
+        pub_rock.publish(_point(old, (0.0, 0.0, -0.02)))
+
+    def holds_on_stale_rock():
+        """The policy's own count of held ticks, from diagnostics that say the rock data is stale."""
+        for st in reversed(diags):
+            kv = {k.key: k.value for k in st.values}
+            if "rock position" in kv.get("hold_reason", ""):
+                return int(kv["holds"])
+        return -1
+
+    # Wait (feeding) until the policy reports holding because of the rock data; from then on every
+    # tick is a hold. n0 is taken then, and must not grow while it holds ten more ticks.
+    assert wait_for(lambda: (feed_stale(), holds_on_stale_rock() >= 0)[1], 20.0), [s.message for s in diags[-3:]]
+    n0, h0 = len(targets), holds_on_stale_rock()
+    assert wait_for(lambda: (feed_stale(), holds_on_stale_rock() >= h0 + 10)[1], 20.0), (h0, holds_on_stale_rock())
     assert len(targets) == n0, f"policy kept commanding on stale rock data ({len(targets) - n0} targets)"
     # And it recovers when fresh data returns.
     assert wait_for(lambda: (feed(), len(targets) > n0)[1], 10.0)

@@ -2,7 +2,6 @@
 fresh targets become rate-limited set points; it serves the real driver's topics and services."""
 
 import math
-import sys
 
 import pytest
 
@@ -12,6 +11,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def test_sim_robot_enable_stale_and_limits(ros, procs):
+    from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
@@ -38,16 +38,30 @@ def test_sim_robot_enable_stale_and_limits(ros, procs):
     names = {n for n, _ in ros.get_service_names_and_types()}
     assert {"/enable", "/stop", "/recover"} <= names
 
+    diags = []
+    ros.create_subscription(DiagnosticArray, "/diagnostics",
+                            lambda m: diags.extend(st for st in m.status if st.name == "sim_robot"), 10)
+
+    def refused():
+        """targets_refused from sim_robot's latest diagnostics (its own count of refusals)."""
+        return int({kv.key: kv.value for kv in diags[-1].values}["targets_refused"]) if diags else 0
+
     far = (0.2, 0.0, 0.10)
-    # Disabled: a target moves nothing.
-    for _ in range(5):
-        pub_target.publish(rc.pose_msg(ros.get_clock().now().to_msg(), "tray", far, 0.0))
-    assert not wait_for(lambda: len(cmds) > 0, 1.0)
+    # Disabled: a target moves nothing. Sent until sim_robot has counted five refusals (it decided
+    # on them), instead of watching for a second.
+    assert wait_for(lambda: (pub_target.publish(rc.pose_msg(ros.get_clock().now().to_msg(), "tray", far, 0.0)),
+                             refused() >= 5)[1], 30), "sim_robot never reported refusing targets while disabled"
+    assert not cmds, "a target moved the bucket while disabled"
 
     cli = ros.create_client(Trigger, "enable")
     assert cli.wait_for_service(timeout_sec=10)
     fut = cli.call_async(Trigger.Request())
     assert wait_for(fut.done, 10) and fut.result().success
+    # The refusal count as of a diagnostics message published after enable (all earlier targets
+    # were decided on by then).
+    n_diag = len(diags)
+    assert wait_for(lambda: len(diags) > n_diag + 1, 10), "no diagnostics after enable"
+    refused_before = refused()
 
     # Stale target (stamped 2 s ago): refused.
     now = ros.get_clock().now().nanoseconds * 1e-9
@@ -61,7 +75,9 @@ def test_sim_robot_enable_stale_and_limits(ros, procs):
     bad = rc.pose_msg(ros.get_clock().now().to_msg(), "tray", far, 0.0)
     bad.pose.orientation.x, bad.pose.orientation.w = math.sin(0.3), math.cos(0.3)
     pub_target.publish(bad)
-    assert not wait_for(lambda: len(cmds) > 0, 1.0)
+    # Stale, future and not-a-pitch: three refusals counted, and none of them became a set point.
+    assert wait_for(lambda: refused() >= refused_before + 3, 10), (refused_before, refused())
+    assert not cmds, "a refused target became a set point"
     state()
     assert wait_for(lambda: len(poses) > n_poses, 5.0)
     assert all(math.isfinite(m.pose.position.x) for m in poses[n_poses:])

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import sys
-import time
+import threading
 
 import pytest
 
@@ -123,8 +123,9 @@ def test_stack_runs_two_episodes_with_expected_topics(ros, procs, bundle_dir, tm
 @pytest.mark.timeout(120)
 def test_launcher_sigint_stops_every_process(procs, bundle_dir):
     p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", bundle_dir, "--episodes", "50", *FAST])
+    # SIGINT as soon as the six node processes exist: they are then still importing / initialising,
+    # the hardest moment to stop cleanly (a node's first seconds are its imports).
     assert wait_for(lambda: len(_descendants(p.pid)) >= 6 or p.poll() is not None, 60)
-    time.sleep(3.0)  # nodes are importing / initialising: the hardest moment to stop cleanly
     kids = _descendants(p.pid)
     assert len(kids) >= 6, "the launcher did not start the six nodes"
     p.send_signal(signal.SIGINT)
@@ -139,10 +140,17 @@ def test_ctrl_c_after_an_episode_prints_and_writes_the_partial_summary(procs, bu
     p = procs([sys.executable, "-m", "excavation_simulation.launcher", "--policy", bundle_dir, "--episodes", "50",
                "--max-episode-steps", "5", "--summary-json", str(summary), *FAST])
     lines = []
-    for line in p.stdout:  # waits on the runner's own report of a finished episode
-        lines.append(line)
-        if "episode 1/50:" in line:
-            break
+
+    def read_until_first_episode():
+        for line in p.stdout:  # the runner's own report of a finished episode
+            lines.append(line)
+            if "episode 1/50:" in line:
+                return
+
+    # Read on a thread so the wait has its own generous bound (a blocked read has none).
+    reader = threading.Thread(target=read_until_first_episode, daemon=True)
+    reader.start()
+    reader.join(150)
     assert any("episode 1/50:" in ln for ln in lines), "".join(lines[-20:])
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=60)

@@ -50,11 +50,29 @@ def _worker_main(conn, cfg: LoopConfig, safety: SafetyConfig, T_base_tray, geom)
         send(("state", loop.state()))  # ordered before the reply on the same pipe
         send(("reply", rid, ok, text))
 
+    # stopping: no more state messages (the supervisor may have stopped reading: a full socket
+    # buffer would block the "bye" behind them); done: the arm is stopped, the process may leave.
+    stopping, done = threading.Event(), threading.Event()
+
+    def halt():
+        # Stop the arm on the control thread (servoStop, DISABLED: nothing is commanded after it);
+        # the process then leaves without ur_rtde's teardown. That teardown releases nothing the
+        # kernel does not close with the process, and costs 2 s (each disconnect and each destructor
+        # waits 0.5 s), or blocks on a broken link (see the module docstring).
+        stopping.set()
+        try:
+            loop.request("stop")
+        finally:
+            done.set()
+
     def reader():
         while True:
             try:
                 msg = conn.recv()
             except (EOFError, OSError):
+                # The supervisor is gone: stop the arm and leave rather than hold the controller
+                # connection as an orphan nobody commands.
+                halt()
                 return
             kind = msg[0]
             if kind == "target":
@@ -66,17 +84,25 @@ def _worker_main(conn, cfg: LoopConfig, safety: SafetyConfig, T_base_tray, geom)
                                          "target_latencies": list(loop.target_latencies),
                                          "servo_calls": loop.servo_calls}))
             elif kind == "exit":
-                loop.shutdown()
-                send(("bye",))
+                stopping.set()
+                loop.request("stop")
+                try:
+                    send(("bye",))
+                except OSError:
+                    pass
+                done.set()
                 return
 
     threading.Thread(target=reader, daemon=True).start()
     try:
-        while True:
+        while not stopping.wait(STATE_PERIOD_S):
             send(("state", loop.state()))
-            time.sleep(STATE_PERIOD_S)
     except (BrokenPipeError, OSError):
-        pass
+        halt()  # the supervisor is gone: stop the arm before leaving
+    done.wait()
+    # os._exit: no interpreter teardown, so no ur_rtde destructors (see halt). Before this the worker
+    # never left by itself: every graceful shutdown ran into its 3 s timeout and a SIGKILL.
+    os._exit(0)
 
 
 class SupervisedControlLoop:
@@ -206,10 +232,16 @@ class SupervisedControlLoop:
         if proc is None:
             return
         if graceful and conn is not None:
+            # Keep reading while the worker shuts its loop down: its last messages (and "bye") must
+            # not sit in a full socket buffer while we wait for it.
+            deadline = time.monotonic() + 3.0
             try:
                 conn.send(("exit",))
-                proc.wait(3.0)
-            except (OSError, BrokenPipeError, subprocess.TimeoutExpired):
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if conn.poll(0.05) and conn.recv()[0] == "bye":
+                        proc.wait(max(0.0, deadline - time.monotonic()))
+                        break
+            except (OSError, EOFError, subprocess.TimeoutExpired):
                 pass
         if proc.poll() is None:
             proc.kill()  # SIGKILL on purpose: no ur_rtde teardown (see module docstring)

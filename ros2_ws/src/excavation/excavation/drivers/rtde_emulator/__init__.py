@@ -11,8 +11,9 @@ It speaks enough of the controller's three TCP interfaces for the real ``ur_rtde
   registers, ready/done handshake in ``output_int_register_0``).
 
 Motion is integrated kinematically (servo targets go through the UR5e IK, joints move toward them
-at bounded speed). Faults can be injected: protective stop, emergency stop, dropped connections,
-a silent peer, added latency. See ``server.UREmulator``.
+at bounded speed). Faults can be injected: protective stop, emergency stop, the program stopping, dropped
+connections, a silent peer, a stalled script, added latency; the protective-stop unlock delay can be
+changed at run time. See ``server.UREmulator``.
 """
 
 from .server import EmulatorConfig, UREmulator

@@ -6,7 +6,9 @@ emulator thread in the same interpreter could never answer them.
 
 The control port (``--control-port``, loopback only) takes one JSON object per line and answers one:
 ``{"op": "protective_stop"}``, ``{"op": "emergency_stop"}``, ``{"op": "release_emergency_stop"}``,
-``{"op": "drop_connections"}``, ``{"op": "silent", "value": true}``, ``{"op": "stall_script", "value": true}``, ``{"op": "latency", "value": 0.05}``,
+``{"op": "drop_connections"}``, ``{"op": "silent", "value": true}``, ``{"op": "stall_script", "value": true}``,
+``{"op": "stop_program"}``, ``{"op": "unlock_delay", "value": 0.0}``,
+``{"op": "latency", "value": 0.05}``,
 ``{"op": "tcp_force", "value": [fx, fy, fz, tx, ty, tz]}``, ``{"op": "snapshot"}``, ``{"op": "servo_log"}``.
 """
 
@@ -51,6 +53,10 @@ def handle(emu: UREmulator, req: dict) -> dict:
         emu.set_silent(bool(req.get("value", True)))
     elif op == "stall_script":
         emu.set_script_stalled(bool(req.get("value", True)))
+    elif op == "stop_program":
+        emu.stop_program()
+    elif op == "unlock_delay":
+        emu.set_unlock_delay(float(req["value"]))
     elif op == "latency":
         emu.set_latency(float(req.get("value", 0.0)))
     elif op == "tcp_force":

@@ -237,6 +237,18 @@ class UREmulator:
         ur_rtde's servoL / servoStop then block waiting for it (a hung or overloaded controller)."""
         self.script_stalled = bool(stalled)
 
+    def stop_program(self) -> None:
+        """The program stops on the controller (stop pressed on the pendant, a script error) while the
+        arm stays powered and the safety system is normal."""
+        with self._lock:
+            self._halt_program_locked()
+
+    def set_unlock_delay(self, seconds: float) -> None:
+        """How long after a protective stop the dashboard refuses to unlock it (tests set a long delay
+        to check the refusal, then 0 to allow the unlock, instead of racing a short one)."""
+        with self._lock:
+            self.cfg.protective_stop_unlock_delay_s = max(0.0, float(seconds))
+
     def set_latency(self, seconds: float) -> None:
         """Delay every reply and data package by ``seconds``."""
         self.latency_s = max(0.0, float(seconds))
