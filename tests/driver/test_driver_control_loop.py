@@ -76,7 +76,9 @@ def test_enable_move_stop(rig):
         reached = lambda: (np.linalg.norm(actual_tip(emu)[0] - goal) < 2e-3  # noqa: E731
                            and abs(actual_tip(emu)[1] - 0.1) < 5e-3)
         assert wait(reached, 30.0), f"arm at {actual_tip(emu)}, goal {goal} pitch 0.1"
-    np.testing.assert_allclose(tip(loop), goal, atol=2e-3, err_msg="the driver's measured tip disagrees with the arm")
+    # The driver's measured tip follows the arm's (its state is a few cycles old: wait for it).
+    agrees = lambda: np.linalg.norm(tip(loop) - actual_tip(emu)[0]) < 1e-3  # noqa: E731
+    assert wait(agrees, 10.0), f"the driver's measured tip {tip(loop)} disagrees with the arm {actual_tip(emu)}"
     ok, msg = loop.request("stop")
     assert ok and loop.state()["driver_state"] == "DISABLED", (msg, loop.state())
     holds_still(emu, loop, start)  # targets after stop are stored but never executed
