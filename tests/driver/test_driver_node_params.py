@@ -34,9 +34,9 @@ def own_stack():
 
 
 def _calibration():
-    from excavation.nodes.ur5e_driver import load_calibration
+    from excavation.drivers.robot_calibration import load_robot_calibration
 
-    return load_calibration(CALIBRATION)
+    return load_robot_calibration(CALIBRATION)
 
 
 def test_workspace_parameters_bound_the_arm(own_stack):

@@ -55,7 +55,7 @@ def main(args=None) -> int:
     from rclpy.node import Node
 
     from excavation.drivers import ur5e_kinematics as K
-    from excavation.nodes.ur5e_driver import load_calibration
+    from excavation.drivers.robot_calibration import default_robot_calibration, load_robot_calibration
     from excavation.perception.rock_in_bucket import SimulatedRockInBucket, simulated_tcp_force
 
     m = I.driver_message_types()
@@ -69,7 +69,7 @@ def main(args=None) -> int:
             self.lo, self.hi = np.asarray(p["workspace_min"], float), np.asarray(p["workspace_max"], float)
             if np.any(self.lo >= self.hi) or p["pitch_min"] >= p["pitch_max"]:
                 raise ValueError("sim_robot: workspace_min must be below workspace_max and pitch_min below pitch_max")
-            self.T_base_tray = load_calibration(p["calibration_file"] or rc.config_file("calibration_robot.yaml"))
+            self.T_base_tray = load_robot_calibration(p["calibration_file"] or default_robot_calibration())
             self.rng = np.random.default_rng(p["seed"])
             self.flipper = SimulatedRockInBucket(p["rock_in_bucket_error_rate"], seed=p["seed"])
             self.enabled = False

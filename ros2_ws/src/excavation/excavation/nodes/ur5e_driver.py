@@ -13,53 +13,19 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 import sys
 
 import numpy as np
-import yaml
 
 from excavation_contract import interfaces as I
 from excavation import ros_common as rc
 from excavation_contract import DEFAULT_BUCKET
+from excavation.drivers.robot_calibration import default_robot_calibration, load_robot_calibration
 from excavation.drivers.safety import SafetyConfig
 from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig
 from excavation.drivers.ur5e_kinematics import JOINT_NAMES
 
 MAX_NON_PITCH_ROTATION = 0.05  # rad; a target orientation must be a pitch about tray y
-
-
-def load_calibration(path: str) -> np.ndarray:
-    """``T_base_tray`` from a robot calibration file (format in config/calibration_robot.yaml)."""
-    if not path:
-        raise ValueError("calibration_file is empty: the driver needs T_base_tray")
-    if not os.path.isfile(path):
-        raise ValueError(f"calibration_file {path!r} does not exist")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
-    if data.get("format_version") != 1:
-        raise ValueError(f"{path}: format_version must be 1, got {data.get('format_version')!r}")
-    if data.get("tray_frame", "tray") != I.TRAY_FRAME:
-        raise ValueError(f"{path}: tray_frame must be {I.TRAY_FRAME!r}")
-    T = np.asarray(data.get("T_base_tray"), dtype=float)
-    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
-        raise ValueError(f"{path}: T_base_tray must be a finite 4x4 matrix")
-    R = T[:3, :3]
-    if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or abs(np.linalg.det(R) - 1.0) > 1e-4:
-        raise ValueError(f"{path}: T_base_tray rotation is not a proper rotation")
-    if not np.allclose(T[3], [0, 0, 0, 1]):
-        raise ValueError(f"{path}: T_base_tray last row must be [0, 0, 0, 1]")
-    return T
-
-
-def _default_calibration() -> str:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory("excavation"), "config", "calibration_robot.yaml")
-    except Exception:
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        return os.path.join(here, "config", "calibration_robot.yaml")
 
 
 PARAMS = {
@@ -122,7 +88,7 @@ def main(args=None) -> int:
             if p["rock_off_threshold_n"] >= p["rock_on_threshold_n"]:
                 errors.append("rock_off_threshold_n must be below rock_on_threshold_n")
             try:
-                T_base_tray = load_calibration(p["calibration_file"] or _default_calibration())
+                T_base_tray = load_robot_calibration(p["calibration_file"] or default_robot_calibration())
             except ValueError as exc:
                 errors.append(str(exc))
                 T_base_tray = None
