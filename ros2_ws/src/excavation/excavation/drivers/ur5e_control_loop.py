@@ -42,11 +42,11 @@ from excavation.drivers.safety import (
     check_target,
 )
 
+from excavation.drivers.ur_constants import (ROBOT_MODE_RUNNING, SAFETY_BIT_PROTECTIVE_STOPPED,  # noqa: E402
+                                            SAFETY_BITS_EMERGENCY)
+
 LOG = logging.getLogger("ur5e_control_loop")
 
-SAFETY_BIT_PROTECTIVE_STOPPED = 1 << 2
-SAFETY_BITS_EMERGENCY = (1 << 5) | (1 << 6) | (1 << 7)
-ROBOT_MODE_RUNNING = 7
 PACING_CHOICES = ("hybrid", "sleep", "ur_rtde")
 
 

@@ -24,25 +24,27 @@ from excavation.drivers.rtde_emulator import protocol as P
 
 LOG = logging.getLogger("rtde_emulator")
 
-# Robot / safety enumerations as the controller reports them (RTDE guide, dashboard manual).
-ROBOT_MODE_POWER_OFF = 3
-ROBOT_MODE_IDLE = 5
-ROBOT_MODE_RUNNING = 7
-ROBOT_MODE_NAMES = {3: "POWER_OFF", 4: "POWER_ON", 5: "IDLE", 6: "BACKDRIVE", 7: "RUNNING"}
-SAFETY_MODE_NORMAL = 1
-SAFETY_MODE_PROTECTIVE_STOP = 3
-SAFETY_MODE_ROBOT_EMERGENCY_STOP = 7
-SAFETY_MODE_NAMES = {1: "NORMAL", 3: "PROTECTIVE_STOP", 7: "ROBOT_EMERGENCY_STOP"}
-SAFETY_BIT_NORMAL = 1 << 0
-SAFETY_BIT_PROTECTIVE_STOPPED = 1 << 2
-SAFETY_BIT_SYSTEM_EMERGENCY_STOPPED = 1 << 5
-SAFETY_BIT_ROBOT_EMERGENCY_STOPPED = 1 << 6
-SAFETY_BIT_EMERGENCY_STOPPED = 1 << 7
-SAFETY_BIT_STOPPED_DUE_TO_SAFETY = 1 << 10
-ROBOT_STATUS_POWER_ON = 1 << 0
-ROBOT_STATUS_PROGRAM_RUNNING = 1 << 1
-RUNTIME_STOPPED = 1
-RUNTIME_PLAYING = 2
+# Robot / safety enumerations as the controller reports them: one home, shared with the driver.
+from excavation.drivers.ur_constants import (  # noqa: E402,F401
+    ROBOT_MODE_POWER_OFF,
+    ROBOT_MODE_IDLE,
+    ROBOT_MODE_RUNNING,
+    ROBOT_MODE_NAMES,
+    SAFETY_MODE_NORMAL,
+    SAFETY_MODE_PROTECTIVE_STOP,
+    SAFETY_MODE_ROBOT_EMERGENCY_STOP,
+    SAFETY_MODE_NAMES,
+    SAFETY_BIT_NORMAL,
+    SAFETY_BIT_PROTECTIVE_STOPPED,
+    SAFETY_BIT_SYSTEM_EMERGENCY_STOPPED,
+    SAFETY_BIT_ROBOT_EMERGENCY_STOPPED,
+    SAFETY_BIT_EMERGENCY_STOPPED,
+    SAFETY_BIT_STOPPED_DUE_TO_SAFETY,
+    ROBOT_STATUS_POWER_ON,
+    ROBOT_STATUS_PROGRAM_RUNNING,
+    RUNTIME_STOPPED,
+    RUNTIME_PLAYING,
+)
 PROTECTIVE_STOP_UNLOCK_DELAY_S = 5.0  # controller rule: no unlock within 5 s of the stop
 
 # ur_rtde control-script command numbers (RTDE::RobotCommand::Type) the emulator interprets.
