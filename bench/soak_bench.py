@@ -22,7 +22,7 @@ as tests/ros/test_ros_stack.py: every message read and deserialised, counts equa
 metadata). The bag is deleted unless ``--keep-bag``.
 
     python bench/soak_bench.py                      # 30 min, policies/default at 20 mm (scripts/main.sh)
-    python bench/soak_bench.py --minutes 2 --out /tmp/h44/soak_short.json
+    python bench/soak_bench.py --minutes 2 --out /tmp/soak_short.json
 
 Writes bench/results/soak.json (+ soak.png) and prints the figures. Exit 0 when the soak ran to its
 end and the bag re-read intact; 1 when the stack died (or never came up) -- the reason is printed and
@@ -385,6 +385,35 @@ def pct(v, q):
     return round(float(np.percentile(v, q)), 2) if len(v) else None
 
 
+def portable(text: str, work: str | None = None) -> str:
+    """``text`` without this machine's paths: the run's work folder as <work>, the checkout as <repo>."""
+    if work:
+        text = text.replace(work, "<work>")
+    return text.replace(REPO + os.sep, "<repo>/").replace(REPO, "<repo>")
+
+
+def redact_result(path: str) -> int:
+    """Re-write ``path`` (a soak.json) with ``portable`` applied to every string; figures untouched."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+
+    def walk(x):
+        if isinstance(x, str):
+            return portable(x)
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        return x
+
+    out = walk(data)
+    out["redacted"] = {"by": "python bench/soak_bench.py --redact", **revision()}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2)
+    print(f"soak_bench: wrote {path} without machine paths")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0, help="soak length after the stack is up (default 30)")
@@ -393,14 +422,19 @@ def main(argv=None) -> int:
                     help="policy bundle (default: scripts/main.sh's, policies/default)")
     ap.add_argument("--resolution", type=float, default=20.0, help="resolution in mm (default 20, scripts/main.sh's)")
     ap.add_argument("--seed", type=int, default=None, help="world seed (default: the config's)")
-    ap.add_argument("--bag-root", default="/tmp/h44", help="the bag (and node logs) go in a new folder here")
+    ap.add_argument("--bag-root", default=tempfile.gettempdir(), help="the bag (and node logs) go in a new folder here")
     ap.add_argument("--keep-bag", action="store_true", help="keep the bag and node logs (default: deleted)")
     ap.add_argument("--record-images", action="store_true", help="also record the depth images (large)")
     ap.add_argument("--no-probe", action="store_true", help="no latency probe subscriber (no per-sample latency)")
     ap.add_argument("--startup-timeout-s", type=float, default=600.0, help="the stack must be up within this")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "soak.json"), help="output JSON (+ .png)")
+    ap.add_argument("--redact", metavar="JSON", default=None,
+                    help="rewrite a result file this script wrote with machine paths replaced by placeholders "
+                         "(<repo>, <work>); the figures are not touched; then exit")
     ap.add_argument("launcher_args", nargs="*", help="extra launch_stack arguments (after --)")
     a = ap.parse_args(argv)
+    if a.redact:
+        return redact_result(a.redact)
     if a.minutes <= 0 or a.sample_s <= 0:
         print("soak_bench: --minutes and --sample-s must be > 0", file=sys.stderr)
         return 2
@@ -418,8 +452,8 @@ def main(argv=None) -> int:
            *(["--record-images"] if a.record_images else []), *a.launcher_args]
     result = {"benchmark": "soak_bench", **revision(), "machine": machine(),
               "ros_domain_id": os.environ.get("ROS_DOMAIN_ID"),
-              "command": "python bench/soak_bench.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-              "launcher_command": shlex.join(["python", *cmd[1:]]).replace(work, "<work>"),
+              "command": portable("python bench/soak_bench.py " + shlex.join(sys.argv[1:] if argv is None else argv)),
+              "launcher_command": portable(shlex.join(["python", *cmd[1:]]), work),
               "policy": label(a.policy), "resolution_mm": a.resolution, "minutes_requested": a.minutes,
               "sample_s": a.sample_s, "record_images": a.record_images}
     print(f"soak_bench: {a.minutes:g} min at {a.resolution:g} mm, sampling every {a.sample_s:g} s; work dir {work}",
