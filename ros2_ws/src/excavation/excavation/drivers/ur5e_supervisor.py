@@ -321,11 +321,12 @@ class SupervisedControlLoop:
         err = self._state.get("last_error") or reason
         self.last_error = err
         self._kill_worker()
-        self.fault_count += 1
         left = self._attempts_left
         self._event(f"DISCONNECTED: {reason}; "
                     + (f"reconnecting in {self.cfg.reconnect_backoff_s:.1f} s ({left} attempts left)"
                        if left else f"giving up after {self.cfg.reconnect_attempts} attempts; call `recover` to retry"))
+        # Counted after the event is recorded: whoever sees the count sees why.
+        self.fault_count += 1
         self._next_spawn = time.monotonic() + self.cfg.reconnect_backoff_s
         self._set_disconnected(reason if left else f"{reason}; gave up after "
                                f"{self.cfg.reconnect_attempts} attempts, call recover")
