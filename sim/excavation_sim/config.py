@@ -79,6 +79,24 @@ class PhysicsConfig:
     """After each control step, lift any particle whose centre sank below the floor's top back onto
     it (XPBD under the rock's weight occasionally lets one slip); the count is reported."""
     gravity: float = -9.81
+    settle_max_steps: int = 12
+    """When the scene is built, the soil alone (rocks held away) is simulated for up to this many
+    control steps, until its top (``soil_top.py``) moves less than ``settle_tolerance`` in one step;
+    that settled bed is where every episode starts, and ``surface_z`` is measured on it. XPBD
+    compacts a freshly stacked bed (~43 mm at 10 mm, ~20 mm at 20 mm in the first step): unsettled,
+    the episode's first steps were the soil collapsing under the rock. 0 keeps the stacked grid."""
+    settle_min_steps: int = 2
+    settle_tolerance: float = 0.0005
+    """Settled when no world's soil top moved more than this in one control step (m)."""
+    sleep: bool = True
+    """Soil that nothing can move sleeps (``sleeping.py``): out of the solver until the rock (or the
+    bucket, with ``bucket_soil_contact``) comes near. Off simulates every particle every substep."""
+    sleep_margin: float = 1.0
+    """Awake: within this many particle diameters of the rock's bounding box (of the bucket's too
+    when ``bucket_soil_contact``), grown by the distance it covers in one control period."""
+    sleep_speed: float = 0.1
+    """An awake particle outside the margin sleeps once slower than this (m/s). At rest XPBD soil
+    jitters at a few cm/s, so this sits above that."""
 
 
 @dataclass
@@ -187,6 +205,9 @@ class ExcavationEnvConfig:
     auto_reset: bool = True
     """Reset envs whose episode ended inside ``step`` (learners). False leaves them for the caller's
     ``reset_envs`` (the ROS sim_world, whose episode runner decides when a new episode starts)."""
+    shards: int = 1
+    """Processes that share the worlds (``sharded.py``; ``make_env`` builds them). Warp runs CPU
+    kernels on one thread, so on a CPU with C cores ``shards = C`` uses all of them. CPU only."""
     geometry_resample_every: int = 0
     """Rebuild the scene with fresh soil/rock volumes every this many resets of env 0 (0 = never)."""
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -210,8 +231,21 @@ class ExcavationEnvConfig:
             raise ValueError(
                 f"delta_mm must be in [{MIN_DELTA_MM}, {MAX_DELTA_MM}] mm (soil particle diameter), got {self.delta_mm!r}"
             )
+        if not isinstance(self.shards, int) or isinstance(self.shards, bool) or self.shards < 1:
+            raise ValueError(f"shards must be a positive integer (processes sharing the worlds), got {self.shards!r}")
         if self.max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be > 0, got {self.max_episode_steps}")
+        ph = self.physics
+        if ph.settle_max_steps < 0 or ph.settle_min_steps < 0 or ph.settle_tolerance <= 0:
+            raise ValueError(
+                f"physics.settle_max_steps and settle_min_steps must be >= 0 and settle_tolerance > 0, got "
+                f"{ph.settle_max_steps}, {ph.settle_min_steps}, {ph.settle_tolerance}"
+            )
+        if ph.sleep_margin < 0 or ph.sleep_speed <= 0:
+            raise ValueError(
+                f"physics.sleep_margin must be >= 0 (particle diameters) and sleep_speed > 0 (m/s), got "
+                f"{ph.sleep_margin}, {ph.sleep_speed}"
+            )
         if self.physics.substeps <= 0 or self.physics.solver_iterations <= 0:
             raise ValueError(
                 f"physics.substeps and physics.solver_iterations must be > 0, got "

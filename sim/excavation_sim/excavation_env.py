@@ -22,6 +22,8 @@ from .warp_setup import init_warp
 from .config import ExcavationEnvConfig
 from .randomization import EpisodeParams, sample_episode_params
 from .rewards import TaskState, compute_reward, potential
+from .sleeping import Movers, SoilSleep
+from .soil_top import column_count, soil_top
 from .vec_env import StepResult
 
 _VALID_DEVICES = ("cpu", "cuda")
@@ -89,6 +91,8 @@ class ExcavationEnv:
         from .scene import PARK_DEPTH, build_scene
 
         self._wp = wp
+        self._newton = newton
+        self._settling = False
         self.scene = build_scene(self.cfg, self._np_rng, self.bucket_geom)
         model = self.scene.model
         self.model = model
@@ -97,6 +101,11 @@ class ExcavationEnv:
             model, soft_contact_gap=self.cfg.physics.soft_contact_gap, include_static_kinematic_pairs=False
         )
         self.contacts = self.pipeline.contacts()
+        if model.particle_count > 1:
+            # Newton's default 128^3-cell hash grid is cleared on every build (each substep): 0.36 ms
+            # a build, ~7 % of a 70 mm x 64 step whose 256 particles need a 16^3 grid.
+            d = particle_grid_dim(model.particle_count)
+            model.particle_grid = wp.HashGrid(d, d, d, device=model.device)
         self.states = [model.state(), model.state()]
         self.control = model.control()
         dev = self.device
@@ -132,6 +141,13 @@ class ExcavationEnv:
         parked[:, 2] = np.repeat([w.offset[2] + w.floor_z - PARK_DEPTH for w in worlds], self.particles_per_env)
         self.particle_parked = torch.as_tensor(parked, device=dev)
         self.particle_radius = self.scene.delta / 2.0
+        self._in_episode = self._pflags == int(newton.ParticleFlags.ACTIVE)  # soil this episode (not under the rock)
+        # Each rock's bounding box in its own frame (what can touch soil, for the sleep pass).
+        self._rock_box = [torch.tensor(np.stack([(w.rock.centers - w.rock.half_extents).min(axis=0) for w in worlds]), dtype=torch.float32, device=dev),
+                          torch.tensor(np.stack([(w.rock.centers + w.rock.half_extents).max(axis=0) for w in worlds]), dtype=torch.float32, device=dev)]
+        ph = self.cfg.physics
+        self._sleep = SoilSleep(model, self.pipeline, self.particle_world, self.num_envs, self.scene.delta,
+                                self.control_period, ph.sleep_margin, ph.sleep_speed)
         self._friction_shapes = [torch.as_tensor(np.concatenate([r, t]), device=dev) for r, t in zip(self.scene.rock_shapes, self.scene.tray_shapes)]
         self._nominal_mu = self.cfg.scene.friction
 
@@ -145,6 +161,61 @@ class ExcavationEnv:
         self.hold = torch.zeros(n, dtype=torch.long, device=dev)
         self.sim_time = 0.0
         self.floor_clamps = 0  # particles caught below the floor by the safety net (should stay 0)
+        self.settle_steps, self.settle_residual = self._settle_soil()
+
+    def soil_top(self) -> torch.Tensor:
+        """Soil top of every world, tray frame (``soil_top.py``)."""
+        local = self._pq[0] - self.offsets[self.particle_world]
+        sc = self.cfg.scene
+        return soil_top(local, self.particle_world, self._in_episode, self.num_envs, self.particle_radius,
+                        sc.tray_size, column_count(sc.tray_size, self.scene.delta))
+
+    def _settle_soil(self) -> tuple[int, float]:
+        """Let every world's bed come to rest with its rock held away; it becomes the rest state.
+
+        Returns the control steps taken and the last step's largest soil-top change (m)."""
+        from .scene import PARK_DEPTH
+
+        ph = self.cfg.physics
+        if ph.settle_max_steps == 0 or self.particle_rest.shape[0] == 0:
+            return 0, float("nan")
+        self._in_episode[:] = True
+        self._pflags[:] = int(self._newton.ParticleFlags.ACTIVE)
+        self._pinv_mass.copy_(1.0 / self._pmass)
+        rb = self.rock_body
+        park = torch.zeros(self.num_envs, 7, device=self.device)
+        park[:, :3] = self.offsets
+        park[:, 2] += self.floor_z - PARK_DEPTH
+        park[:, 6] = 1.0
+        # Held: a parked rock must not fall for the whole settle. Resets give it back its mass.
+        self._binv_mass[rb] = 0.0
+        self._binv_inertia[rb] = 0.0
+        for k in range(2):
+            self._pq[k].copy_(self.particle_rest)
+            self._pqd[k].zero_()
+            self._bq[k][rb] = park
+            self._bqd[k][rb] = 0.0
+        self.tip = torch.as_tensor(self.cfg.bucket.start_xyz, dtype=torch.float32, device=self.device).repeat(self.num_envs, 1)
+        self.tip[:, 2] += 1.0  # out of the soil's way even when bucket-soil contact is on
+        self._write_bucket(torch.arange(self.num_envs, device=self.device), self.tip, self.pitch,
+                           torch.zeros_like(self.tip), torch.zeros_like(self.pitch))
+        before, moved, steps = self.soil_top(), float("nan"), 0
+        self._settling = True
+        try:
+            while steps < ph.settle_max_steps:
+                self._simulate(self.tip.clone(), self.pitch.clone())
+                steps += 1
+                top = self.soil_top()
+                moved = float((top - before).abs().max())
+                before = top
+                if steps >= ph.settle_min_steps and moved < ph.settle_tolerance:
+                    break
+        finally:
+            self._settling = False
+        self.particle_rest = self._pq[0].clone()
+        self.surface_z = before.to(torch.float32)
+        self.sim_time = 0.0
+        return steps, moved
 
     def rebuild(self, delta_mm: float | None = None) -> None:
         """Rebuild the scene (new resolution and/or fresh per-world geometry draws) and reset all envs."""
@@ -221,11 +292,14 @@ class ExcavationEnv:
         # most of a radius are inactive this episode (overlaps would launch them).
         inside = ((local[:, None, :] - centers[None]).abs() <= halves[None]).all(dim=2).any(dim=1)
         pos = torch.where(inside[:, None], self.particle_parked[sl], self.particle_rest[sl])
-        flags = torch.where(inside, 0, 1).to(self._pflags.dtype)
-        self._pflags[sl] = flags
+        self._in_episode[sl] = ~inside
+        # Solver flags and inverse masses follow the episode's soil; with sleep on, the next step's
+        # sleep pass narrows them to the awake soil.
+        self._pflags[sl] = (~inside).to(self._pflags.dtype) * int(self._newton.ParticleFlags.ACTIVE)
         m = max(soil_mass / w.particle_count, self.cfg.scene.min_particle_mass_ratio * rock_mass)
         self._pmass[sl] = m
         self._pinv_mass[sl] = 1.0 / m
+        self._sleep.awake[sl] = False
         rb = int(self.rock_body[e])
         nominal = self.cfg.scene.rock_mass
         self._bmass[rb] = rock_mass
@@ -337,6 +411,8 @@ class ExcavationEnv:
         vel = (target - self.tip) / self.control_period
         rate = (target_pitch - self.pitch) / self.control_period
         force = self.params.rock_force
+        if self.cfg.physics.sleep and not self._settling:
+            self._sleep.update(self._pq[0], self._pqd[0], self._in_episode, self._movers(vel))
         for k in range(steps):
             frac = (k + 1) / steps
             self._write_bucket(all_ids, self.tip + vel * self.control_period * frac, self.pitch + rate * self.control_period * frac, vel, rate)
@@ -351,11 +427,28 @@ class ExcavationEnv:
         if self.cfg.physics.floor_safety_net:
             self._floor_safety_net()
 
+    def _movers(self, bucket_vel: torch.Tensor) -> Movers:
+        """What can push soil this step: the rock, and the bucket when it touches soil. Speeds are
+        linear only: at rest XPBD rocks its rock back and forth at a few rad/s, which moves it little."""
+        rb = self.rock_body
+        centre, quat = [self._bq[0][rb, :3]], [self._bq[0][rb, 3:]]
+        lower, upper = [self._rock_box[0]], [self._rock_box[1]]
+        speed = [self._bqd[0][rb, :3].norm(dim=1)]
+        if self.cfg.scene.bucket_soil_contact:
+            g = self.bucket_geom
+            n = self.num_envs
+            centre.append(self.tip + self.offsets)
+            quat.append(quat_about(1, self.pitch))
+            lower.append(torch.tensor([-g.tine_length - g.back_thickness, -g.width / 2, 0.0], device=self.device).expand(n, 3))
+            upper.append(torch.tensor([0.0, g.width / 2, max(g.back_height, g.tine_thickness)], device=self.device).expand(n, 3))
+            speed.append(bucket_vel.norm(dim=1))
+        return Movers(torch.stack(centre), torch.stack(quat), torch.stack(lower), torch.stack(upper), torch.stack(speed))
+
     def _floor_safety_net(self) -> None:
         # Particles must never leave through the floor. XPBD with a velocity clamp and a thick floor
         # keeps them in; this catches the rare miss (and counts it) instead of letting one fall forever.
         q = self._pq[0]
-        active = self._pflags == 1
+        active = self._in_episode
         floor = (self.offsets[:, 2] + self.floor_z)[self.particle_world]
         below = active & (q[:, 2] < floor)
         n = int(below.sum())
@@ -372,7 +465,7 @@ class ExcavationEnv:
 
     def lowest_particle_depth(self) -> torch.Tensor:
         """Per env, how far the lowest active particle centre lies below the floor's top (m, <= 0 is fine)."""
-        active = self._pflags == 1
+        active = self._in_episode
         floor = (self.offsets[:, 2] + self.floor_z)[self.particle_world]
         below = torch.where(active, floor - self._pq[0][:, 2], torch.full_like(floor, -1.0))
         out = torch.full((self.num_envs,), -1.0, device=self.device)
@@ -382,7 +475,7 @@ class ExcavationEnv:
         """Active soil particle positions of one env in its tray frame (for pictures and tests)."""
         w = self.scene.worlds[env_id]
         sl = slice(w.particle_start, w.particle_start + w.particle_count)
-        act = self._pflags[sl] == 1
+        act = self._in_episode[sl]
         return (self._pq[0][sl][act] - self.offsets[env_id]).cpu().numpy()
 
     def _bucket_local(self, p: torch.Tensor) -> torch.Tensor:
@@ -455,7 +548,7 @@ class ExcavationEnv:
 
     # ------------------------------------------------------------------ checkpointing
     _STATE_TENSORS = ("tip", "pitch", "rock_start_z", "episode_step", "episode_return", "hold")
-    _MODEL_VIEWS = ("_pflags", "_pmass", "_pinv_mass", "_bmass", "_binv_mass", "_binertia", "_binv_inertia", "_shape_mu")
+    _MODEL_VIEWS = ("_in_episode", "_pflags", "_pmass", "_pinv_mass", "_bmass", "_binv_mass", "_binertia", "_binv_inertia", "_shape_mu")
 
     def state_dict(self) -> dict:
         """Everything that makes the next step what it would have been: physics state, per-episode
@@ -477,6 +570,7 @@ class ExcavationEnv:
             "particle_qd": self._pqd[0].clone(),
             "body_q": self._bq[0].clone(),
             "body_qd": self._bqd[0].clone(),
+            "sleep_awake": self._sleep.awake.clone(),
         }
 
     def _scene_fingerprint(self) -> list:
@@ -505,16 +599,29 @@ class ExcavationEnv:
             self._pqd[k].copy_(state["particle_qd"])
             self._bq[k].copy_(state["body_q"])
             self._bqd[k].copy_(state["body_qd"])
+        self._sleep.awake.copy_(state["sleep_awake"])
 
     def close(self) -> None:
         self.states = []
         self.model = None
 
 
-def make_env(delta_mm: float, cfg: ExcavationEnvConfig | None = None) -> ExcavationEnv:
-    """EnvFactory for the learners: the env at ``delta_mm`` with everything else from ``cfg``."""
-    base = cfg if cfg is not None else ExcavationEnvConfig()
-    return ExcavationEnv(replace(base, delta_mm=float(delta_mm)))
+def particle_grid_dim(particle_count: int) -> int:
+    """Cells per side of the particle hash grid: a power of two near the cube root of 16 cells per
+    particle, between 16 and 256. Fewer cells alias distant particles into one (a 64^3 grid made a
+    10 mm x 64 step ~10 % slower than 128^3); more cost a clear on every build (256^3: 2 ms)."""
+    return int(min(256, max(16, 2 ** round(np.log2(max(1.0, 16.0 * particle_count) ** (1.0 / 3.0))))))
+
+
+def make_env(delta_mm: float, cfg: ExcavationEnvConfig | None = None):
+    """EnvFactory for the learners: the env at ``delta_mm`` with everything else from ``cfg``; split
+    over ``cfg.shards`` processes when that is more than one."""
+    base = replace(cfg if cfg is not None else ExcavationEnvConfig(), delta_mm=float(delta_mm))
+    if base.shards > 1:
+        from .sharded import ShardedEnv
+
+        return ShardedEnv(base, base.shards)
+    return ExcavationEnv(base)
 
 
 __all__ = ["ExcavationEnv", "make_env", "quat_rotate", "quat_about", "quat_conj"]

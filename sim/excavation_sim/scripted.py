@@ -98,30 +98,52 @@ class ScriptedScoop:
 
 
 def run_scripted(env, episodes: int, progress: bool = False) -> dict:
-    """Run the scripted controller until ``episodes`` episodes have finished; return success stats."""
+    """Run the scripted controller for ``episodes`` episodes; return success stats with a 95 % CI.
+
+    Every env contributes the same number of episodes, its first ``ceil(episodes / num_envs)``: counting
+    the first ``episodes`` to finish would let quick successes crowd out the slow time-outs."""
+    import math
+
     from tqdm import tqdm
 
-    ctrl = ScriptedScoop(env.num_envs, env.device)
+    n_env = env.num_envs
+    per_env = max(1, math.ceil(episodes / n_env))
+    ctrl = ScriptedScoop(n_env, env.device)
     obs = env.reset()
+    done_count = [0] * n_env
     results, steps_to_success = [], []
-    bar = tqdm(total=episodes, desc=f"scripted @ {env.delta_mm:g} mm", disable=not progress)
-    while len(results) < episodes:
+    bar = tqdm(total=per_env * n_env, desc=f"scripted @ {env.delta_mm:g} mm", disable=not progress)
+    while min(done_count) < per_env:
         res = env.step(ctrl.act(obs))
         obs = res.obs
         ctrl.reset(res.done)
         for e in torch.nonzero(res.done).flatten().tolist():
-            if len(results) >= episodes:
-                break
+            if done_count[e] >= per_env:
+                continue
+            done_count[e] += 1
             ok = bool(res.info["episode_success"][e])
             results.append(ok)
             if ok:
                 steps_to_success.append(int(res.info["episode_length"][e]))
             bar.update(1)
     bar.close()
-    n = len(results)
+    n, k = len(results), sum(results)
+    lo, hi = wilson_interval(k, n)
     return {
         "delta_mm": env.delta_mm,
         "episodes": n,
-        "success_rate": sum(results) / max(n, 1),
+        "episodes_per_env": per_env,
+        "success_rate": k / max(n, 1),
+        "success_ci95": [lo, hi],
         "mean_steps_to_success": (sum(steps_to_success) / len(steps_to_success)) if steps_to_success else None,
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % for z = 1.96)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
