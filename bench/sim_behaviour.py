@@ -184,6 +184,8 @@ def main() -> int:
     for spec in args.policy:
         name, d = spec.split(":")
         tasks += [(c, t, name, float(d), args.policy_episodes) for c, t in trees]
+    # Finest and longest first, so the two slowest runs do not end up alone at the tail.
+    tasks.sort(key=lambda t: (t[3], -t[4], t[0]))
     try:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             rows = [r for r in pool.map(lambda a: run(args, *a), tasks) if r]
