@@ -87,3 +87,28 @@ def test_bad_sleep_settings_are_named():
     cfg.physics.sleep_speed = 0.0
     with pytest.raises(ValueError, match="sleep_speed"):
         cfg.validate()
+
+
+def test_with_bucket_soil_contact_the_bucket_wakes_soil():
+    cfg = ExcavationEnvConfig(num_envs=1, delta_mm=20.0, seed=4)
+    cfg.auto_reset = False
+    cfg.scene.bucket_soil_contact = True
+    cfg.randomization.enabled = False
+    env = ExcavationEnv(cfg)
+    env.reset()
+    # Tines pushed into the soil at the tray's side, beside the rock at the centre.
+    tip = torch.tensor([0.075, 0.055, float(env.surface_z[0]) - 0.01])
+    env.tip[0] = tip
+    env.step(torch.zeros(1, env.act_dim))
+    local = env._pq[0] - env.offsets[0]
+    g = env.bucket_geom
+    at_tines = env._in_episode & (local[:, 0] > tip[0] - g.tine_length) & (local[:, 0] < tip[0]) \
+        & ((local[:, 1] - tip[1]).abs() < g.width / 2) & ((local[:, 2] - tip[2]).abs() < env.scene.delta) \
+        & (rock_box_distance(env) > 2 * env.scene.delta)
+    assert at_tines.any()
+    assert bool(env._sleep.awake[at_tines].all()), "soil at the tines sleeps although the bucket pushes soil"
+    plain = make(delta_mm=20.0, num_envs=1)
+    plain.reset()
+    far = plain._in_episode & (rock_box_distance(plain) > 2 * plain.scene.delta)
+    plain.step(torch.zeros(1, plain.act_dim))
+    assert not plain._sleep.awake[far].any()  # without bucket-soil contact the same kind of soil sleeps
