@@ -15,5 +15,14 @@ RES="${RESOLUTION:-20}"
 if [ "$RES" = "final" ]; then
   RES="$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['training']['final_resolution_mm'])" "$POLICY/policy.json")"
 fi
+# VIEW=1: watch it dig in the Rerun web viewer on 127.0.0.1 (VIEW_PORT, default 9090; docs/view.md);
+# RECORD_VIEW=FILE.rrd: save that view to replay with `rerun FILE.rrd`. Both need rerun-sdk.
+view=()
+if [ "${VIEW:-0}" = "1" ]; then
+  view+=(--view --view-port "${VIEW_PORT:-9090}")
+fi
+if [ -n "${RECORD_VIEW:-}" ]; then
+  view+=(--record-view "$RECORD_VIEW")
+fi
 mkdir -p runs
-launch_stack --policy "$POLICY" --episodes "$EPISODES" --resolution "$RES" --quiet --summary-json runs/main_summary.json
+launch_stack --policy "$POLICY" --episodes "$EPISODES" --resolution "$RES" --quiet --summary-json runs/main_summary.json ${view[@]+"${view[@]}"}

@@ -7,12 +7,16 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-# open3d needs libusb at import time.
-if ! ldconfig -p 2>/dev/null | grep -q libusb-1.0; then
+# open3d needs libusb at import time; the view's page test (tests/view) loads the Rerun web viewer
+# in Debian's headless Chromium. Only what is missing is installed.
+apt_missing=()
+ldconfig -p 2>/dev/null | grep -q libusb-1.0 || apt_missing+=(libusb-1.0-0)
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq libusb-1.0-0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
 fi
 
 [ -d .venv ] || "$PYTHON" -m venv .venv

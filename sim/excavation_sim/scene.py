@@ -97,7 +97,7 @@ def soil_grid(tray_size: float, depth: float, delta: float) -> tuple[np.ndarray,
     return np.concatenate(layers), (n_z - 1) * layer_h + delta
 
 
-def _bucket_boxes(g: BucketGeometry) -> list[tuple[tuple[float, float, float], tuple[float, float, float]]]:
+def bucket_boxes(g: BucketGeometry) -> list[tuple[tuple[float, float, float], tuple[float, float, float]]]:
     """(centre, half extents) of the bucket's boxes in the bucket frame (origin at the tine tips)."""
     boxes = []
     pitch = g.width / g.num_tines
@@ -198,7 +198,7 @@ def build_scene(cfg: ExcavationEnvConfig, rng: np.random.Generator, bucket: Buck
             label=f"bucket_{i}",
         )
         s0 = builder.shape_count
-        for c, h in _bucket_boxes(bucket):
+        for c, h in bucket_boxes(bucket):
             builder.add_shape_box(bb, xform=wp.transform(wp.vec3(*c), wp.quat_identity()), hx=h[0], hy=h[1], hz=h[2], cfg=bucket_cfg)
         bucket_shapes.append(np.arange(s0, builder.shape_count))
         builder.end_world()

@@ -27,7 +27,7 @@ def save_scene_picture(env, frame, path: str | Path, env_id: int = 0) -> Path:
 
     from excavation_contract import pitch_rotation
 
-    from .scene import _bucket_boxes
+    from .scene import bucket_boxes
 
     fig = plt.figure(figsize=(13, 5.5))
     ax0 = fig.add_subplot(1, 2, 1)
@@ -47,7 +47,7 @@ def save_scene_picture(env, frame, path: str | Path, env_id: int = 0) -> Path:
             ax.plot(*zip(a, b), color="firebrick", lw=1.2)
     tip = env.tip[env_id].cpu().numpy()
     Rb = pitch_rotation(float(env.pitch[env_id]))
-    for c, h in _bucket_boxes(env.bucket_geom):
+    for c, h in bucket_boxes(env.bucket_geom):
         for a, b in _box_edges(tip + Rb @ np.array(c), np.array(h), Rb):
             ax.plot(*zip(a, b), color="steelblue", lw=0.8)
     half = env.cfg.scene.tray_size / 2

@@ -25,13 +25,13 @@ LAUNCH_FILES = {"excavation": {"real.launch.py"}, "excavation_simulation": {"sim
 CONFIG_FILES = {"excavation": {"ur5e_driver.yaml", "calibration_robot.yaml", "fastdds_large_frames.xml"},
                 "excavation_simulation": {"sim.yaml", "calibration_sim.yaml", "perception_sim.yaml"}}
 MUST_RUN = {"excavation": {"ur5e_driver", "perception", "policy", "rtde_emulator", "calibrate_tray", "recorder"},
-            "excavation_simulation": {"sim_world", "sim_camera", "sim_robot", "episode_runner", "launch_stack"}}
+            "excavation_simulation": {"sim_world", "sim_camera", "sim_robot", "episode_runner", "launch_stack", "view"}}
 # Imported top-level module -> the package.xml key that provides it (rosdep keys for Python libraries).
 ROSDEP = {"numpy": "python3-numpy", "yaml": "python3-yaml", "torch": "python3-torch", "scipy": "python3-scipy",
           "cv2": "python3-opencv", "rtde_control": "python3-ur-rtde-pip", "rtde_receive": "python3-ur-rtde-pip",
           "rtde_io": "python3-ur-rtde-pip",
           "rosbags": "python3-rosbags-pip", "psutil": "python3-psutil",
-          "excavation_sim": "python3-excavation-sim-pip"}
+          "excavation_sim": "python3-excavation-sim-pip", "rerun": "python3-rerun-sdk-pip"}
 ROS_PACKAGES = {"rclpy", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs", "trajectory_msgs", "visualization_msgs",
                 "diagnostic_msgs", "rosgraph_msgs", "builtin_interfaces", "ament_index_python", "rcl_interfaces",
                 "launch", "launch_ros", *PACKAGES}

@@ -1,7 +1,7 @@
 """ament_python package `excavation_simulation`: the simulated cell (as the UR driver keeps its simulation apart).
 
 Nodes sim_world (Newton physics + depth rendering), sim_camera, sim_robot (the driver interface on the
-simulated arm), episode_runner; the ROS graph (`graph.py`) that `launch/sim.launch.py` and the pip
+simulated arm), episode_runner, and the optional Rerun view (``view``, needs rerun-sdk); the ROS graph (`graph.py`) that `launch/sim.launch.py` and the pip
 launcher `launch_stack` both start. Depends on the robot package `excavation` and the simulator
 distribution `excavation-sim` (pip). setup.cfg puts the executables into `lib/excavation_simulation`.
 """
@@ -34,6 +34,7 @@ setup(
             "sim_robot = excavation_simulation.sim_robot:main",
             "episode_runner = excavation_simulation.episode_runner:main",
             "launch_stack = excavation_simulation.launcher:main",
+            "view = excavation_simulation.view_node:main",
         ],
     },
 )

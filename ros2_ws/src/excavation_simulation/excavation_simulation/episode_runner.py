@@ -24,6 +24,7 @@ import numpy as np
 from excavation_contract import interfaces as I
 from excavation import ros_common as rc
 from excavation_simulation import topics as T
+from excavation_simulation.frame_latency import FrameLatency
 from excavation.ros_common import Param, in_range
 
 PARAMS = {
@@ -98,7 +99,7 @@ def main(args=None) -> int:
             self.lock = threading.Lock()
             self.status = None
             self.status_cv = threading.Condition(self.lock)
-            self.frame_wall = {}  # stamp ns -> wall time of its CameraInfo
+            self.frames = FrameLatency()
             self.latencies = []
             self.results: list[dict] = []  # finished episodes (a partial summary on failure or Ctrl-C)
             self.t_run: float | None = None
@@ -122,20 +123,13 @@ def main(args=None) -> int:
                 self.status_cv.notify_all()
 
         def _on_info(self, msg):
-            ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            with self.lock:
-                self.frame_wall[ns] = time.monotonic()
-                if len(self.frame_wall) > 200:
-                    for k in sorted(self.frame_wall)[:100]:
-                        del self.frame_wall[k]
+            self.frames.frame(msg.header.stamp)
 
         def _on_target(self, msg):
-            now = time.monotonic()
-            ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            ms = self.frames.target(msg.header.stamp)
             with self.lock:
-                t0 = self.frame_wall.pop(ns, None)  # first target per frame only
-                if t0 is not None and self.collect:
-                    self.latencies.append((now - t0) * 1e3)
+                if ms is not None and self.collect:
+                    self.latencies.append(ms)
 
         def call(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
             # Woken by the response (no polling): an episode starts right after its reset frame.

@@ -38,6 +38,12 @@ NODES: tuple[GraphNode, ...] = (
     GraphNode("episode_runner", PACKAGE, "episode_runner", "excavation_simulation.episode_runner"),
 )
 RECORDER = GraphNode("recorder", ROBOT_PACKAGE, "recorder", "excavation.recorder")
+# Optional, like the recorder: the Rerun view (needs rerun-sdk), and how often sim_world then sends it
+# the soil (ticks of 0.1 s sim time; each send copies every active particle off the simulator).
+VIEW = GraphNode("view", PACKAGE, "view", "excavation_simulation.view_node")
+VIEW_SCENE_EVERY = 5
+VIEW_WEB_PORT = 9090
+VIEW_GRPC_PORT = 9876
 CLOCK_SOURCE = "sim_world"  # publishes /clock, so runs on wall time; every other node on use_sim_time
 
 
@@ -111,5 +117,5 @@ def argument_defaults(sim_yaml: str) -> dict[str, str]:
 
 
 __all__ = ["ARGUMENTS", "CLOCK_SOURCE", "CONFIG_FILE", "CONFIG_FILE_PARAMETERS", "DDS_PROFILE_FILE", "GRAIN_SIZE_TARGET", "GraphNode",
-           "LaunchArgument", "NODES", "PACKAGE", "RECORDER", "ROBOT_PACKAGE", "argument_defaults", "config_path",
+           "LaunchArgument", "NODES", "PACKAGE", "RECORDER", "ROBOT_PACKAGE", "VIEW", "VIEW_GRPC_PORT", "VIEW_SCENE_EVERY", "VIEW_WEB_PORT", "argument_defaults", "config_path",
            "grain_size_m"]

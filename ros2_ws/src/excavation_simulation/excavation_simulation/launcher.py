@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 
 from excavation import ros_common as rc
 from excavation.dds_shm import SHM_DIR, clean_stale_segments
+from excavation_contract import interfaces as I
 
 from . import graph
 from . import topics as T
 
 NODES = tuple(n.name for n in graph.NODES)
-MODULES = {n.name: n.module for n in (*graph.NODES, graph.RECORDER)}
+MODULES = {n.name: n.module for n in (*graph.NODES, graph.RECORDER, graph.VIEW)}
 
 
 @dataclass
@@ -82,6 +83,9 @@ def build_commands(a) -> dict[str, list[str]]:
         overrides["sim_world"]["camera_width"] = int(a.camera_width)
     if a.camera_height is not None:
         overrides["sim_world"]["camera_height"] = int(a.camera_height)
+    viewing = a.view or bool(a.record_view)
+    if viewing:
+        overrides["sim_world"]["publish_scene_every"] = graph.VIEW_SCENE_EVERY
     for item in a.param or []:
         node, _, kv = item.partition(":")
         k, _, v = kv.partition("=")
@@ -95,6 +99,15 @@ def build_commands(a) -> dict[str, list[str]]:
         cmds["recorder"] = [sys.executable, "-m", MODULES["recorder"], "--output", os.path.abspath(a.record),
                             *sim_topics] + (["--images"] if a.record_images else []) + [
             "--ros-args", "-p", "use_sim_time:=true"]
+    if viewing:
+        depth = given["depth_topic"] or I.REALSENSE_IMAGE
+        info = given["info_topic"] or I.REALSENSE_INFO
+        cmds["view"] = [sys.executable, "-m", MODULES["view"], "--ros-args", "-p", "use_sim_time:=true",
+                        "-p", f"serve:={'true' if a.view else 'false'}", "-p", f"web_port:={int(a.view_port)}",
+                        "-p", f"grpc_port:={int(a.view_grpc_port)}", "-p", f"depth_topic:={depth}",
+                        "-p", f"info_topic:={info}",
+                        "-p", f"calibration_file:={overrides['perception']['calibration_file']}",
+                        "-p", f"record:={ros_value(os.path.abspath(a.record_view) if a.record_view else '')}"]
     return cmds
 
 
@@ -238,6 +251,14 @@ def parse_args(argv=None):
     ap.add_argument("--qos", choices=("reliable", "best_effort"), default=None, help="camera QoS reliability")
     ap.add_argument("--record", default=None, metavar="DIR", help="write an MCAP rosbag2 of the run to DIR")
     ap.add_argument("--record-images", action="store_true", help="include depth images in the recording")
+    ap.add_argument("--view", action="store_true",
+                    help="watch the run in the Rerun web viewer, served on 127.0.0.1 (--view-port); needs rerun-sdk")
+    ap.add_argument("--view-port", type=int, default=graph.VIEW_WEB_PORT, metavar="PORT",
+                    help=f"port of the web viewer page on 127.0.0.1 (default {graph.VIEW_WEB_PORT})")
+    ap.add_argument("--view-grpc-port", type=int, default=graph.VIEW_GRPC_PORT, metavar="PORT",
+                    help=f"port on 127.0.0.1 the page reads the data from (default {graph.VIEW_GRPC_PORT})")
+    ap.add_argument("--record-view", default=None, metavar="FILE.rrd",
+                    help="write the view to a Rerun recording (replay: rerun FILE.rrd); needs rerun-sdk")
     ap.add_argument("--summary-json", default=None, help="write the episode summary as JSON here")
     ap.add_argument("--param", action="append", metavar="NODE:NAME=VALUE", help="any other parameter override (repeatable)")
     ap.add_argument("--log-dir", default=None, help="write each node's output to DIR/<node>.log")
@@ -264,6 +285,13 @@ def main(argv=None) -> int:
                 if os.path.isfile(a.policy) else "does not exist")
         print(f"launch_stack: --policy {a.policy!r} {what}", file=sys.stderr)
         return rc.EXIT_BAD_POLICY
+    if (a.view or a.record_view) and not a.dry_run:
+        from .view_node import rerun_missing
+
+        missing = rerun_missing()
+        if missing:
+            print(f"launch_stack: --view/--record-view: {missing}", file=sys.stderr)
+            return rc.EXIT_BAD_CONFIG
     tmpdir = tempfile.mkdtemp(prefix="launch_stack.")
     a.params_out = os.path.join(tmpdir, "params.yaml")
     try:
@@ -283,6 +311,10 @@ def main(argv=None) -> int:
         shutil.rmtree(tmpdir, ignore_errors=True)
         return rc.EXIT_OK
 
+    if a.view:
+        from .view import viewer_url
+
+        print(f"launch_stack: watch it at {viewer_url(a.view_port, a.view_grpc_port)}", flush=True)
     stack = Stack(cmds, a.log_dir, a.quiet, env)
     interrupted = threading.Event()
     started_at = time.time() - 1.0

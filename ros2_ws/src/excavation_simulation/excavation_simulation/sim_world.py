@@ -24,7 +24,11 @@ Design (see also sim_robot.py, sim_camera.py):
 Episode status (``sim/episode_status``, std_msgs/String, JSON): ``episode``, ``state``
 ("idle" | "waiting_start" | "running" | "done"), ``step``, ``sim_time``, ``success``, ``result``
 ("success" | "time_out" | "failure" | ""), ``rock_in_bucket``, ``held_steps`` (steps without a fresh
-command), ``resolution_mm``.
+command), ``resolution_mm``, ``reward`` (the episode's summed reward so far).
+
+For the view (``publish_scene_every`` > 0, off by default): every that many ticks the soil particles
+(``sim/soil_points``), and at each reset the rock's and the bucket's boxes (``sim/scene_shapes``,
+latched). Off, the control loop pays nothing for them.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ PARAMS = {
     "info_topic": Param(T.SIM_RAW_INFO, "CameraInfo topic."),
     "qos_reliability": Param("reliable", "Reliability of the camera publishers.", one_of("reliable", "best_effort"), "reliable | best_effort"),
     "idle_render_every": Param(3, "Between episodes, render one frame every this many ticks.", lambda v: isinstance(v, int) and v >= 1, "integer >= 1"),
+    "publish_scene_every": Param(0, "For the view: publish the soil particles every this many ticks and the rock and bucket boxes at each reset; 0 = never.", lambda v: isinstance(v, int) and v >= 0, "integer >= 0"),
     "auto_start_episode": Param(False, "Reset into a first episode at start-up (without an episode runner)."),
 }
 
@@ -96,11 +101,13 @@ class SimWorld:
             self.camera = DepthCamera(self.env, cam_cfg, seed=int(p["seed"]))
         self.noise = bool(p["camera_noise"])
         self.step_count = 0
+        self.episode_reward = 0.0
         self.last_info: dict = {}
 
     def reset(self) -> None:
         self.env.reset_envs(self.torch.tensor([0]))
         self.step_count = 0
+        self.episode_reward = 0.0
         self.last_info = {}
 
     def step(self, target_xyz, target_pitch) -> dict:
@@ -112,6 +119,7 @@ class SimWorld:
         a = np.clip(a, -contract.ACTION_LIMIT, contract.ACTION_LIMIT)
         res = self.env.step(self.torch.as_tensor(a[None, :]))
         self.step_count += 1
+        self.episode_reward += float(res.reward[0])
         info = {k: bool(v[0]) for k, v in res.info.items() if v.dtype == self.torch.bool}
         info["done"] = bool(res.done[0])
         self.last_info = info
@@ -127,6 +135,18 @@ class SimWorld:
     def rock_in_bucket(self) -> bool:
         return bool(self.env.rock_in_bucket_truth()[0])
 
+    def soil(self) -> np.ndarray:
+        return self.env.soil_particles(0).astype(np.float32)
+
+    def shapes(self) -> dict:
+        """Boxes (centre, half extents) of the rock in its body frame and of the bucket in its frame."""
+        from excavation_sim.scene import bucket_boxes
+
+        rock = self.env.scene.worlds[0].rock
+        return {"rock_boxes": [[list(map(float, c)), list(map(float, h))] for c, h in zip(rock.centers, rock.half_extents)],
+                "bucket_boxes": [[list(map(float, c)), list(map(float, h))] for c, h in bucket_boxes(self.env.bucket_geom)],
+                "tray_size": [float(self.env.cfg.scene.tray_size)] * 2, "resolution_mm": float(self.env.delta_mm)}
+
     def render(self):
         return self.camera.render(0, noise=self.noise) if self.camera is not None else None
 
@@ -136,7 +156,7 @@ def main(args=None) -> int:
     from rclpy.node import Node
     from rosgraph_msgs.msg import Clock
     from geometry_msgs.msg import PoseStamped
-    from sensor_msgs.msg import CameraInfo, Image
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
     from std_msgs.msg import Bool, String
     from std_srvs.srv import Trigger
 
@@ -176,6 +196,14 @@ def main(args=None) -> int:
             self.pub_status = self.create_publisher(String, T.SIM_EPISODE, 10)
             self.pub_img = self.create_publisher(Image, p["image_topic"], qos_cam)
             self.pub_info = self.create_publisher(CameraInfo, p["info_topic"], qos_cam)
+            self.ticks = 0
+            if p["publish_scene_every"]:
+                from rclpy.qos import DurabilityPolicy, QoSProfile
+
+                self.pub_soil = self.create_publisher(PointCloud2, T.SIM_SOIL_POINTS, 2)
+                self.pub_shapes = self.create_publisher(
+                    String, T.SIM_SCENE_SHAPES, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+                self.pub_shapes.publish(String(data=json.dumps(self.sim.shapes())))
             self.create_subscription(PoseStamped, T.SIM_BUCKET_COMMAND, self._on_command, 10,
                                      callback_group=MutuallyExclusiveCallbackGroup())
             self.create_service(Trigger, T.SIM_RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
@@ -210,6 +238,8 @@ def main(args=None) -> int:
                 # A fresh stamp for the new scene: its frames must not pass for the old scene's.
                 self.t = round(self.t + contract.CONTROL_PERIOD_S, 9)
                 self._publish_clock()
+                if self.p["publish_scene_every"]:
+                    self.pub_shapes.publish(String(data=json.dumps(self.sim.shapes())))
                 self._publish_state(render=True)
 
         def _on_reset(self, request, response):
@@ -314,10 +344,25 @@ def main(args=None) -> int:
             self.pub_success.publish(Bool(data=success))
             status = {"episode": self.episode, "state": self.state, "step": self.sim.step_count, "sim_time": self.t,
                       "success": success, "result": self.result, "rock_in_bucket": rib, "held_steps": self.held,
-                      "resolution_mm": float(self.p["resolution_mm"])}
+                      "resolution_mm": float(self.p["resolution_mm"]), "reward": round(self.sim.episode_reward, 6)}
             self.pub_status.publish(String(data=json.dumps(status)))
+            every = self.p["publish_scene_every"]
+            if every:
+                self.ticks += 1
+                if render and (self.ticks % every == 0 or self.state != "running"):
+                    self._publish_soil(stamp)
             if render and self.sim.camera is not None:
                 self._publish_frame(stamp)
+
+        def _publish_soil(self, stamp):
+            pts = self.sim.soil()
+            msg = PointCloud2()
+            msg.header.stamp, msg.header.frame_id = stamp, contract.TRAY_FRAME
+            msg.height, msg.width = 1, len(pts)
+            msg.fields = [PointField(name=n, offset=4 * k, datatype=PointField.FLOAT32, count=1) for k, n in enumerate("xyz")]
+            msg.is_bigendian, msg.point_step, msg.row_step, msg.is_dense = False, 12, 12 * len(pts), True
+            msg.data = pts.tobytes()
+            self.pub_soil.publish(msg)
 
         def _publish_frame(self, stamp):
             frame = self.sim.render()
