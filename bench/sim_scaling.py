@@ -70,7 +70,7 @@ def contacts_per_particle(env, world: int = 0) -> float:
     return float(((d < reach).sum(dim=1) - 1).float().mean())
 
 
-def worker(delta_mm: float, num_envs: int, device: str, min_steps: int, budget_s: float, shards: int) -> dict:
+def worker(delta_mm: float, num_envs: int, device: str, min_steps: int, budget_s: float, shards: int, sleep: bool) -> dict:
     import resource
 
     import torch
@@ -81,6 +81,7 @@ def worker(delta_mm: float, num_envs: int, device: str, min_steps: int, budget_s
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     cfg = ExcavationEnvConfig(num_envs=num_envs, delta_mm=delta_mm, device=device, shards=shards)
+    cfg.physics.sleep = sleep
     env = make_env(delta_mm, cfg) if shards > 1 else ExcavationEnv(cfg)
     gen = torch.Generator().manual_seed(0)
     high = env.action_high.cpu()
@@ -104,6 +105,7 @@ def worker(delta_mm: float, num_envs: int, device: str, min_steps: int, budget_s
         "delta_mm": delta_mm,
         "num_envs": num_envs,
         "shards": shards,
+        "sleep": sleep,
         "particles_per_env": float(env.particles_per_env.mean()),
         "steps_timed": steps,
         "ms_per_step": 1000 * el / steps,
@@ -165,12 +167,12 @@ def roofline(row: dict, peaks: dict) -> None:
     row["roofline_fraction"] = measured / rate
 
 
-def run_worker(args, tree: Path, delta: float, n: int, shards: int, code: str, extra_env=None) -> dict | None:
+def run_worker(args, tree: Path, delta: float, n: int, shards: int, code: str, extra_env=None, sleep: bool = False) -> dict | None:
     script = tree / "bench" / "sim_scaling.py"
     cmd = [sys.executable, str(script), "--worker", str(delta), str(n), "--device", args.device,
            "--min-steps", str(args.min_steps), "--budget-s", str(args.budget_s)]
     if code == "current":
-        cmd += ["--shards", str(shards)]
+        cmd += ["--shards", str(shards), "--sleep", "on" if sleep else "off"]
     env = dict(os.environ, **(extra_env or {}))
     if code != "current":
         env["PYTHONPATH"] = os.pathsep.join(str(tree / p) for p in ("sim", "ros2_ws/src/excavation_contract"))
@@ -184,6 +186,7 @@ def run_worker(args, tree: Path, delta: float, n: int, shards: int, code: str, e
         if line.startswith("{"):
             row = json.loads(line)
             row.setdefault("shards", 1)
+            row.setdefault("sleep", False)
             row.update(code=code, revision=revision(tree), load_avg_1min_before=load, load_avg_1min_after=os.getloadavg()[0],
                        machine=machine())
             return row
@@ -211,11 +214,12 @@ def plot(rows, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    keys = sorted({(r["code"], r["device"], r["num_envs"], r.get("shards", 1)) for r in rows})
-    for code, dev, n, sh in keys:
-        sel = sorted((r for r in rows if (r["code"], r["device"], r["num_envs"], r.get("shards", 1)) == (code, dev, n, sh)), key=lambda r: r["delta_mm"])
+    key = lambda r: (r["code"], r["device"], r["num_envs"], r.get("shards", 1), bool(r.get("sleep")))  # noqa: E731
+    for k in sorted({key(r) for r in rows}):
+        code, dev, n, sh, zz = k
+        sel = sorted((r for r in rows if key(r) == k), key=lambda r: r["delta_mm"])
         style = "o-" if code == "current" else "s--"
-        label = f"{code} {dev} {n} envs" + (f" x{sh} shards" if sh > 1 else "")
+        label = f"{code} {dev} {n} envs" + (f" x{sh} shards" if sh > 1 else "") + (" sleep" if zz else "")
         axes[0].plot([r["delta_mm"] for r in sel], [r["env_steps_per_s"] for r in sel], style, label=label)
         roof = [r for r in sel if r.get("roofline_fraction")]
         if roof:
@@ -241,6 +245,8 @@ def main() -> int:
     p.add_argument("--delta-mm", type=float, nargs="+", default=[70, 40, 20, 10], help="resolutions (default 70 40 20 10)")
     p.add_argument("--num-envs", type=int, nargs="+", default=[64], help="env counts (default 64)")
     p.add_argument("--shards", type=int, nargs="+", default=[1, 2], help="processes sharing the worlds, current code only (default 1 2)")
+    p.add_argument("--sleep", nargs="+", choices=("off", "on"), default=["off", "on"],
+                   help="soil sleeping (physics.sleep) for the current code (default: off and on)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--baseline-rev", help="also time this git revision, alternating with the current code")
     p.add_argument("--min-steps", type=int, default=3, help="timed control steps at least (default 3)")
@@ -253,7 +259,8 @@ def main() -> int:
 
     if args.worker:
         shards = args.shards[0] if args.shards else 1
-        print(json.dumps(worker(float(args.worker[0]), int(args.worker[1]), args.device, args.min_steps, args.budget_s, shards)))
+        print(json.dumps(worker(float(args.worker[0]), int(args.worker[1]), args.device, args.min_steps, args.budget_s, shards,
+                                args.sleep[0] == "on")))
         return 0
 
     from tqdm import tqdm
@@ -266,16 +273,16 @@ def main() -> int:
         for d in args.delta_mm:
             for n in args.num_envs:
                 if base is not None:
-                    plan.append(("baseline", base, d, n, 1))
-                plan += [("current", ROOT, d, n, s) for s in args.shards]
+                    plan.append(("baseline", base, d, n, 1, False))
+                plan += [("current", ROOT, d, n, s, z == "on") for s in args.shards for z in args.sleep]
         rows = []
-        for code, tree, d, n, s in tqdm(plan, desc="sim scaling"):
-            r = run_worker(args, tree, d, n, s, code)
+        for code, tree, d, n, s, *z in tqdm(plan, desc="sim scaling"):
+            r = run_worker(args, tree, d, n, s, code, sleep=bool(z and z[0]))
             if r:
                 if peaks:
                     roofline(r, peaks)
                 rows.append(r)
-                tqdm.write(f"{code:8s} {args.device} {d:4.0f} mm x {n:5d} envs x {s} shards: {r['ms_per_step']:9.1f} ms/step "
+                tqdm.write(f"{code:8s} {args.device} {d:4.0f} mm x {n:5d} envs x {s} shards sleep {r['sleep']!s:5}: {r['ms_per_step']:9.1f} ms/step "
                            f"{r['env_steps_per_s']:8.1f} env-steps/s  {r['particles_per_env']:6.0f} particles/env  "
                            f"load {r['load_avg_1min_before']:.2f}")
         start = {}

@@ -93,6 +93,7 @@ def test_with_bucket_soil_contact_the_bucket_wakes_soil():
     cfg = ExcavationEnvConfig(num_envs=1, delta_mm=20.0, seed=4)
     cfg.auto_reset = False
     cfg.scene.bucket_soil_contact = True
+    cfg.physics.sleep = True
     cfg.randomization.enabled = False
     env = ExcavationEnv(cfg)
     env.reset()
