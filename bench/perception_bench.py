@@ -60,6 +60,7 @@ from excavation.perception import (  # noqa: E402
 )
 from excavation.perception.bucket_volume import bucket_hull  # noqa: E402
 from excavation.perception.depth import project_points  # noqa: E402
+from provenance import revision  # noqa: E402
 from box_scenes import (  # noqa: E402
     ID_ROCK,
     TrayScene,
@@ -438,18 +439,7 @@ def sim_detector(resolution_mm: float, tray_size) -> RockDetector:
     return RockDetector(replace(cfg, soil_grain_size=resolution_mm / 1000.0).validate())
 
 
-def code_revision() -> str:
-    import subprocess
-
-    try:
-        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        # Result files (this run's own output among them) do not make the code uncommitted.
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)bench/results"], capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("+uncommitted" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+code_revision = revision
 
 
 def machine() -> dict:

@@ -26,17 +26,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from provenance import revision  # noqa: E402  (bench/ is the script's own folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, c - h), min(1.0, c + h)]
+def wilson(k: int, n: int) -> list[float]:
+    from excavation_sim.scripted import wilson_interval
+
+    return list(wilson_interval(k, n))
 
 
 def two_proportion_p(k1: int, n1: int, k2: int, n2: int) -> float:
@@ -86,12 +85,6 @@ def worker(job: str, delta_mm: float, episodes: int, num_envs: int, seed: int) -
         rnd += 1
     return {"job": job, "delta_mm": delta_mm, "episodes": len(successes), "successes": int(sum(successes)),
             "rounds": rnd, "control_steps": steps, "wall_s": time.perf_counter() - t0}
-
-
-def revision(tree: Path) -> str:
-    rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-    return rev + ("+dirty" if dirty else "")
 
 
 def run(args, code: str, tree: Path, job: str, delta: float, episodes: int) -> dict | None:

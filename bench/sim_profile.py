@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import revision  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -107,7 +109,7 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(float(args.worker[0]), int(args.worker[1]), int(args.worker[2]))))
         return 0
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rev = revision()
     rows = []
     steps = args.steps + [args.steps[-1]] * (len(args.delta_mm) - len(args.steps))
     for d, n in zip(args.delta_mm, steps):

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import revision  # noqa: E402  (bench/ is the script's own folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PAPER_ISAAC_GYM_MS_PER_STEP = {"70": 0.24, "10": 5.03}
@@ -47,12 +49,6 @@ def machine() -> dict:
     except OSError:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version()}
-
-
-def revision(tree: Path) -> str:
-    rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-    return rev + ("+dirty" if dirty else "")
 
 
 def contacts_per_particle(env, world: int = 0) -> float:

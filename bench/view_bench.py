@@ -22,18 +22,9 @@ import time
 
 import numpy as np
 
+from provenance import revision
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def revision() -> str:
-    try:
-        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)bench/results"], capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("+uncommitted" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def machine() -> dict:

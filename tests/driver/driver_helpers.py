@@ -10,11 +10,11 @@ machine is, instead of a number of seconds that a slow CI run may not give it.
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 
 from conftest import T_BASE_TRAY
+from shared_helpers import wait_for
 from excavation.drivers import ur5e_kinematics as kin
 from excavation.drivers.safety import SafetyConfig
 from excavation.drivers.ur5e_control_loop import LoopConfig
@@ -26,12 +26,7 @@ WINDOW_CYCLES = 150  # control cycles a "nothing moves" check watches (0.3 s at 
 
 def wait(pred, timeout: float = 20.0, step: float = 0.01) -> bool:
     """Poll ``pred`` until it is true or ``timeout`` s passed; True if it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
+    return wait_for(pred, timeout, step)
 
 
 def ready(loop) -> bool:

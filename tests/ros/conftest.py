@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from shared_helpers import spinning_probe, wait_for  # noqa: F401  (ros tests import wait_for from here)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 PKG = os.path.join(REPO, "ros2_ws", "src", "excavation")
@@ -35,23 +37,8 @@ def bundle_dir(tmp_path_factory):
 @pytest.fixture
 def ros():
     """An rclpy context with one probe node spinning in a background thread."""
-    import threading
-
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node(f"probe_{os.getpid()}", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    t = threading.Thread(target=ex.spin, daemon=True)
-    t.start()
-    yield node
-    ex.shutdown(timeout_sec=1.0)
-    node.destroy_node()
-    rclpy.try_shutdown(context=ctx)
-    t.join(timeout=2.0)
+    with spinning_probe() as node:
+        yield node
 
 
 @pytest.fixture
@@ -92,12 +79,3 @@ def node_cmd(module, *params, params_file=CONFIG):
     return cmd
 
 
-def wait_for(pred, timeout, step=0.05):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from shared_helpers import spinning_probe
 from view_helpers import read_rrd, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -17,23 +18,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def probe():
-    import threading
-
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node(f"view_probe_{os.getpid()}", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    t = threading.Thread(target=ex.spin, daemon=True)
-    t.start()
-    yield node
-    ex.shutdown(timeout_sec=1.0)
-    node.destroy_node()
-    rclpy.try_shutdown(context=ctx)
-    t.join(timeout=2.0)
+    with spinning_probe("view_probe") as node:
+        yield node
 
 
 def test_the_node_records_what_the_stack_publishes(tmp_path, probe):

@@ -3,6 +3,8 @@
 import os
 import socket
 
+from shared_helpers import wait_for  # noqa: F401  (the view tests import it from here)
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -33,12 +35,3 @@ def read_rrd(path) -> dict[str, dict]:
     return out
 
 
-def wait_for(pred, timeout, step=0.05):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
