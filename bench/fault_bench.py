@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -45,6 +44,7 @@ from excavation.drivers.rtde_emulator.server import free_loopback_host  # noqa: 
 from excavation.drivers.safety import SafetyConfig  # noqa: E402
 from excavation.drivers.ur5e_control_loop import LoopConfig  # noqa: E402
 from excavation.drivers.ur5e_supervisor import SupervisedControlLoop  # noqa: E402
+from provenance import revision  # noqa: E402
 
 T_BASE_TRAY = np.array([[-1.0, 0, 0, -0.50], [0, -1.0, 0, -0.13], [0, 0, 1.0, 0.0], [0, 0, 0, 1.0]])
 KINDS = ("kill", "drop_link", "stall_stream", "stall_script", "protective_stop", "silent_peer")
@@ -206,17 +206,6 @@ def summarise(runs, missed, times, after, **extra) -> dict:
             "time_to_safe_stop_p50_s": pct(50), "time_to_safe_stop_p99_s": pct(99),
             "time_to_safe_stop_max_s": float(t.max()) if len(t) else None,
             "commands_after_fault": int(np.sum(after)), **extra}
-
-
-def revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def plot(result: dict, path: str) -> None:
