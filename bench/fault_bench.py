@@ -17,7 +17,10 @@ Per kind: runs, missed (no safe stop within ``--deadline-s``, or not back DISABL
 stop p50 / p99 / max (injection -> driver no longer ENABLED, seen by polling its state every 1 ms),
 and ``commands_after_fault``: new servoL set points the controller executed after the driver
 reported the safe stop (counted by the emulator; its script re-running the last set point, which
-holds the arm where it is, is not counted). ``false_alarms``: runs in which the driver left ENABLED
+holds the arm where it is, is not counted). Each of those is split by when its RTDE package reached
+the controller: ``commands_received_after_fault`` arrived after the safe stop (sent after it, or held
+back by ur_rtde), the rest were in flight (received before, executed after);
+``late_command_delay_max_s``: the latest execution after the safe stop. ``false_alarms``: runs in which the driver left ENABLED
 before any fault was injected (a heartbeat missed on a loaded machine); such a run is redone and
 its reason kept in ``false_alarm_reasons``.
 
@@ -101,22 +104,22 @@ def run_kind(kind: str, runs: int, deadline_s: float, cfg_kw: dict) -> dict:
                                  T_BASE_TRAY)
     loop.start()
     times, missed, after, not_disabled, spurious = [], 0, [], 0, []
+    sent_after, delays = [], []  # per run: set points received after the stop; delay of each executed after it
     try:
         if not back_disabled(loop, 30.0):
             raise RuntimeError(f"driver never connected: {loop.state()}")
         i = 0
         while i < runs:
             ok, msg = loop.request("enable")
-            if not ok:
-                raise RuntimeError(f"run {i}: enable refused: {msg}")
             streamer = Streamer(loop)
             n0 = servo_count(emu)
-            streaming = wait(lambda: servo_count(emu) > n0 + 5 or loop.state()["driver_state"] != "ENABLED", 10.0, 0.01)
-            if streaming is None or loop.state()["driver_state"] != "ENABLED":
+            streaming = ok and wait(lambda: servo_count(emu) > n0 + 5 or loop.state()["driver_state"] != "ENABLED",
+                                    10.0, 0.01)
+            if not streaming or loop.state()["driver_state"] != "ENABLED":
                 # The driver stopped before any fault was injected (on a loaded machine the control
                 # thread can miss its heartbeat): a false alarm, recorded, and the run is redone.
                 streamer.close()
-                spurious.append(loop.state().get("reason", ""))
+                spurious.append(loop.state().get("reason", "") if ok else f"enable failed: {msg}")
                 print(f"  {kind} run {i + 1}/{runs}: the driver stopped before the fault: {spurious[-1]}", flush=True)
                 if len(spurious) > runs:
                     raise RuntimeError(f"{len(spurious)} false alarms in {kind}: the machine is too loaded to measure")
@@ -146,8 +149,12 @@ def run_kind(kind: str, runs: int, deadline_s: float, cfg_kw: dict) -> dict:
                 n_safe = servo_count(emu)
                 time.sleep(0.3)  # a window for stray commands to arrive; counted, not asserted
                 after.append(servo_count(emu) - n_safe)
+                late = [(t_exec, t_rx) for t_exec, t_rx in emu.call("setpoint_log") if t_exec > t_safe]
+                sent_after.append(sum(1 for _, t_rx in late if t_rx > t_safe))
+                delays.extend(t_exec - t_safe for t_exec, _ in late)
             else:
                 after.append(0)  # the controller is dead: nothing can execute
+                sent_after.append(0)
             if kind == "kill":
                 emu.stop()
                 emu.start()
@@ -169,7 +176,10 @@ def run_kind(kind: str, runs: int, deadline_s: float, cfg_kw: dict) -> dict:
         loop.shutdown()
         emu.stop()
     return summarise(runs, missed + not_disabled, times, after, not_disabled=not_disabled,
-                     false_alarms=len(spurious), false_alarm_reasons=sorted(set(spurious)))
+                     false_alarms=len(spurious), false_alarm_reasons=sorted(set(spurious)),
+                     runs_with_commands_after_fault=int(np.count_nonzero(after)),
+                     commands_received_after_fault=int(np.sum(sent_after)),
+                     late_command_delay_max_s=float(max(delays)) if delays else None)
 
 
 def run_silent_peer(runs: int, cfg_kw: dict) -> dict:

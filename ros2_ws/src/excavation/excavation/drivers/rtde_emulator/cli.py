@@ -9,7 +9,7 @@ The control port (``--control-port``, loopback only) takes one JSON object per l
 ``{"op": "drop_connections"}``, ``{"op": "silent", "value": true}``, ``{"op": "stall_script", "value": true}``,
 ``{"op": "stop_program"}``, ``{"op": "unlock_delay", "value": 0.0}``,
 ``{"op": "latency", "value": 0.05}``,
-``{"op": "tcp_force", "value": [fx, fy, fz, tx, ty, tz]}``, ``{"op": "snapshot"}``, ``{"op": "servo_log"}``.
+``{"op": "tcp_force", "value": [fx, fy, fz, tx, ty, tz]}``, ``{"op": "snapshot"}``, ``{"op": "servo_log"}``, ``{"op": "setpoint_log"}``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def handle(emu: UREmulator, req: dict) -> dict:
             servo_setpoints=emu.servo_setpoints,
         )
         return {"ok": True, "result": _jsonable(snap)}
+    elif op == "setpoint_log":
+        return {"ok": True, "result": [list(x) for x in emu.setpoint_log]}
     elif op == "servo_log":
         log = list(emu.servo_log)
         return {"ok": True, "result": [[t, p.tolist()] for t, p in log]}

@@ -59,6 +59,7 @@ class RobotModel:
         # Registers: RTDE writes the inputs, the control script reads them and writes the outputs.
         self.in_int = [0] * N_REGISTERS
         self.in_double = [0.0] * N_REGISTERS
+        self.in_written_at = 0.0  # time.monotonic() of the last RTDE input package applied
         self.in_bits = 0
         self.out_int = [0] * N_REGISTERS
         self.out_double = [0.0] * N_REGISTERS

@@ -145,6 +145,7 @@ class RtdeServer:
             with self.model.lock:  # one package is one atomic write, as the script sees it
                 for name, value in zip(names, flat):
                     self._set_input_locked(name, value)
+                self.model.in_written_at = time.monotonic()
         elif ptype == P.RTDE_TEXT_MESSAGE:
             pass
 

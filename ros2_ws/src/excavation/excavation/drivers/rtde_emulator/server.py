@@ -149,6 +149,10 @@ class UREmulator:
         return self.script.servo_log
 
     @property
+    def setpoint_log(self):
+        return self.script.setpoint_log
+
+    @property
     def ik_failures(self) -> int:
         return self.script.ik_failures
 
