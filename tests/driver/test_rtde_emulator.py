@@ -54,6 +54,10 @@ def test_receive_and_servo_with_real_ur_rtde(emu):
         np.testing.assert_allclose(emu.snapshot()["q"], q_after_stop, atol=1e-9, err_msg="moved after servoStop")
         snap = emu.snapshot()
         assert snap["command_counts"].get("24", 0) > 50 and snap["command_counts"].get("16", 0) >= 1
+        # The fault bench's set-point log: one (executed, received) pair per new set point, received first.
+        log = emu.call("setpoint_log")
+        assert len(log) == snap["servo_setpoints"] > 50
+        assert all(received <= executed for executed, received in log), log[:5]
     finally:
         io.close()
 
