@@ -4,6 +4,7 @@ Examples::
 
     excavation-sim run --delta-mm 70 50 30 --num-envs 8 --episodes 16
     excavation-sim picture --delta-mm 20 --out scene.png
+    excavation-sim picture --delta-mm 20 --num-envs 1 --rrd scene.rrd    # the same scene for Rerun
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .config import DEFAULT_RESOLUTIONS_MM, ExcavationEnvConfig
+from .scene_view import DEFAULT_MAX_SOIL_POINTS, RerunMissing
 
 
 def _env_config(args: argparse.Namespace, delta_mm: float) -> ExcavationEnvConfig:
@@ -53,19 +55,38 @@ def cmd_picture(args: argparse.Namespace) -> int:
     from .scripted import ScriptedScoop
     from .visualize import save_scene_picture
 
+    recording = None
+    if args.rrd:
+        from .scene_view import PictureRecording
+
+        # Opened first: a missing Rerun or a bad path fails before the env is built (tens of seconds).
+        recording = PictureRecording(args.rrd, max_soil_points=args.max_soil_points)
+    # The PNG as before unless only a recording was asked for.
+    png = args.out if args.out is not None else (None if recording is not None else "scene.png")
     cfg = _env_config(args, args.delta_mm[0])
     env = ExcavationEnv(cfg)
     ctrl = ScriptedScoop(env.num_envs, env.device)
     obs = env.reset()
     for _ in range(args.steps):
+        if recording is not None:
+            recording.step(env)
         res = env.step(ctrl.act(obs))
         obs = res.obs
         ctrl.reset(res.done)
+        if recording is not None and bool(res.done[0]):
+            recording.episode_ended()
     frame = DepthCamera(env, seed=args.seed).render(0, noise=not args.no_noise)
-    save_scene_picture(env, frame, args.out)
     valid = frame.depth > 0
-    print(f"saved {args.out}: depth {frame.depth.shape[1]}x{frame.depth.shape[0]}, {valid.mean() * 100:.0f}% valid, "
-          f"range {frame.depth[valid].min():.3f}-{frame.depth[valid].max():.3f} m")
+    summary = (f"depth {frame.depth.shape[1]}x{frame.depth.shape[0]}, {valid.mean() * 100:.0f}% valid, "
+               f"range {frame.depth[valid].min():.3f}-{frame.depth[valid].max():.3f} m")
+    if png is not None:
+        save_scene_picture(env, frame, png)
+        print(f"saved {png}: {summary}")
+    if recording is not None:
+        recording.depth_frame(env, frame)
+        recording.close()
+        print(f"saved {args.rrd}: {recording.frames} frames of world 0 and the depth image ({summary}); "
+              f"replay: rerun {args.rrd}")
     return 0
 
 
@@ -90,9 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
-    pic = sub.add_parser("picture", help="save a PNG: rendered depth image and a 3D view of world 0")
+    pic = sub.add_parser("picture", help="save a PNG (rendered depth image and a 3D view of world 0) and/or a Rerun recording of it",
+                         description="Run the scripted scoop for --steps steps, then picture world 0: a PNG of the depth "
+                         "image beside a 3D view, and with --rrd the same scene as a Rerun recording (every step's "
+                         "bucket, bucket path, rock and soil, then the depth image; the live view's entity names, "
+                         "docs/view.md). --rrd needs the optional rerun-sdk.")
     common(pic, many=False)
-    pic.add_argument("--out", default="scene.png", help="output PNG (default scene.png)")
+    pic.add_argument("--out", default=None, help="output PNG (default scene.png; with --rrd, none unless given)")
+    pic.add_argument("--rrd", default=None, metavar="FILE.rrd",
+                     help="also write the scene as a Rerun recording (replay: rerun FILE.rrd); needs rerun-sdk")
+    pic.add_argument("--max-soil-points", type=int, default=DEFAULT_MAX_SOIL_POINTS, metavar="N",
+                     help=f"--rrd: soil particles per frame at most, evenly strided (default {DEFAULT_MAX_SOIL_POINTS})")
     pic.add_argument("--steps", type=int, default=12, help="scripted control steps before the picture (default 12)")
     pic.add_argument("--no-noise", action="store_true", help="render the depth image without the noise model")
     pic.set_defaults(func=cmd_picture)
@@ -106,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except ValueError as exc:  # bad input named by the env's validation
+    except (ValueError, RerunMissing) as exc:  # bad input named by the env's validation; the optional SDK missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

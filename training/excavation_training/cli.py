@@ -3,6 +3,7 @@
 Examples::
 
     excavation-train train --preset cpu --env toy --log-dir runs/toy
+    excavation-train train --preset cpu --log-dir runs/see --view   # and runs/see/view.rrd for Rerun
     excavation-train train --config my.yaml --set prpd.alpha_mode=fixed --set prpd.alpha_fixed=0
     excavation-train resume runs/toy
     excavation-train evaluate runs/toy --matrix --dr off
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iterations", type=int, help="stop after this many iterations (a checkpoint is written)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    t.add_argument("--view", action="store_true",
+                   help="also write a Rerun recording to RUN_DIR/view.rrd: the PRPD curves, and view.episodes (default 2) "
+                   "evaluation episodes at each stage change and at the end (soil, rock, bucket path); settings under "
+                   "view.* (--set view.episodes=4); needs the optional rerun-sdk; docs/view.md")
 
     r = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run exactly "
                        "where it stopped (same stage, optimiser, normaliser, teacher, RNG states).")
@@ -64,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--iterations", type=int, help="stop after this many more iterations")
     r.add_argument("--log-dir", type=Path, help="write to another run folder (default: the original)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--view", action="store_true",
+                   help="as train --view, to RUN_DIR/view_from_<ITERATION>.rrd (the first run's recording is kept)")
 
     e = sub.add_parser("evaluate", help="success rate at given resolutions, or the cross-resolution matrix",
                        description="Evaluate the deterministic (mean) action. PATH: checkpoint, stage snapshot, "
@@ -114,8 +121,9 @@ def cmd_train(args) -> int:
     log_dir = Path(cfg.runner.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(log_dir / "config.yaml")
+    view = _open_training_view(cfg, log_dir / cfg.view.file) if args.view else None
     runner = PRPDRunner(cfg, build_env_factory(cfg), log_dir)
-    return _report(runner.learn(num_iterations=args.iterations))
+    return _report(_learn(runner, args.iterations, view))
 
 
 def cmd_resume(args) -> int:
@@ -126,7 +134,37 @@ def cmd_resume(args) -> int:
         runner.cfg.runner.progress = False
     print(f"resuming at iteration {runner.iteration}, stage {runner.scheduler.stage + 1}/{runner.scheduler.num_stages} "
           f"({runner.scheduler.delta_mm:g} mm)", file=sys.stderr)
-    return _report(runner.learn(num_iterations=args.iterations))
+    view = None
+    if args.view:
+        name = Path(runner.cfg.view.file)
+        view = _open_training_view(runner.cfg, runner.log_dir / f"{name.stem}_from_{runner.iteration:06d}{name.suffix}",
+                                   stages_done=len(runner.history))
+    return _report(_learn(runner, args.iterations, view))
+
+
+def _open_training_view(cfg: TrainConfig, path: Path, stages_done: int = 0):
+    """The --view recording (Rerun is imported here, and only with --view)."""
+    from excavation_sim.scene_view import RerunMissing
+
+    from .runners.view_logger import TrainingView
+
+    try:
+        return TrainingView(cfg, path, stages_done=stages_done)
+    except RerunMissing as exc:
+        raise ConfigError(f"--view: {exc}") from None
+
+
+def _learn(runner, iterations: int | None, view):
+    """``runner.learn``, with the --view recording as its per-iteration callback and closed at the end."""
+    if view is None:
+        return runner.learn(num_iterations=iterations)
+    result = None
+    try:
+        result = runner.learn(num_iterations=iterations, callback=view)
+    finally:
+        view.finish(runner, episodes=result is not None and not result.interrupted)
+    print(f"view: {view.path} ({view.episodes_logged} episodes; replay: rerun {view.path})", file=sys.stderr)
+    return result
 
 
 def _report(result) -> int:

@@ -226,6 +226,26 @@ class DemoConfig:
 
 
 @dataclass
+class ViewConfig:
+    """What ``excavation-train train --view`` logs to a Rerun recording in the run folder (docs/view.md).
+    Without ``--view`` none of this is used and Rerun is never imported."""
+
+    episodes: int = 2
+    """Evaluation episodes (deterministic mean action) logged at each stage change and at the end, at the
+    resolution the policy just trained at: each in its own world of an env built for them, so training's
+    envs, random streams and metrics are untouched."""
+    randomize: bool = False
+    """Domain randomisation of those episodes (off: the nominal scene, as ``evaluate`` defaults to)."""
+    soil_every: int = 4
+    """Log the soil every this many control steps of an episode (the bucket and the rock every step):
+    the soil is the bulk of a frame."""
+    max_soil_points: int = 20000
+    """Soil particles per logged frame at most, evenly strided; the 5 mm bed has about 15 000 per world."""
+    file: str = "view.rrd"
+    """Recording file name in the run folder (replay: ``rerun RUN_DIR/view.rrd``)."""
+
+
+@dataclass
 class TrainConfig:
     """Root of the training configuration."""
 
@@ -236,6 +256,7 @@ class TrainConfig:
     prpd: PRPDConfig = field(default_factory=PRPDConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
 
     # -------------------------------------------------------------- conversion
     def to_dict(self) -> dict:
@@ -356,6 +377,12 @@ class TrainConfig:
         _positive("demo.init_noise_std", d.init_noise_std)
         _non_negative_int("demo.dagger_rounds", d.dagger_rounds)
         _non_negative_int("demo.critic_warmup_iterations", d.critic_warmup_iterations)
+        v = self.view
+        _positive_int("view.episodes", v.episodes)
+        _positive_int("view.soil_every", v.soil_every)
+        _positive_int("view.max_soil_points", v.max_soil_points)
+        if not v.file.endswith(".rrd") or Path(v.file).name != v.file:
+            raise ConfigError(f"view.file must be a file name ending in .rrd (it goes in the run folder), got {v.file!r}")
         if d.steps and e.name != "excavation":
             raise ConfigError(f"demo.steps > 0 needs env.name = 'excavation' (the scripted scoop drives that env), got {e.name!r}")
         batch = e.num_envs * r.steps_per_iteration

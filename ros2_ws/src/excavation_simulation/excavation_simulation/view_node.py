@@ -4,7 +4,7 @@ Subscribes to what the stack already publishes (depth image and CameraInfo, perc
 chosen rock and ground height, the bucket pose the physics realised and the policy's target, the
 rock's true pose, the episode status) and to what sim_world adds for the view when its
 ``publish_scene_every`` is set (soil particles, rock and bucket boxes); logs them with
-``excavation_simulation.view`` (entity names: its ``ENTITIES``).
+``excavation_simulation.view`` (entity names: ``ENTITIES`` of ``excavation_sim.scene_view``).
 
 It never slows the loop it watches: every subscription is best effort with a history of one (a
 reliable publisher never waits for this reader) and the camera's are decimated by ``depth_every``;
@@ -28,8 +28,9 @@ from excavation_contract import interfaces as I
 from excavation_simulation import graph
 from excavation_simulation import topics as T
 from excavation_simulation.frame_latency import FrameLatency
+# The pin and the missing-SDK message have one home, beside the entity names (excavation_sim.scene_view).
+from excavation_sim.scene_view import RERUN_PIN, rerun_missing  # noqa: F401  (RERUN_PIN: launcher, tests)
 
-RERUN_PIN = "rerun-sdk==0.41.0"  # the version requirements.txt pins
 PARAMS = {
     "serve": Param(False, "Serve the Rerun web viewer on loopback (web_port; data on grpc_port)."),
     "web_port": Param(9090, "Port of the web viewer page on 127.0.0.1.", lambda v: isinstance(v, int) and 1 <= v <= 65535, "port"),
@@ -42,15 +43,6 @@ PARAMS = {
     "qos_reliability": Param("best_effort", "Reliability of the subscriptions; best effort never holds a publisher back.",
                              one_of("reliable", "best_effort"), "reliable | best_effort"),
 }
-
-
-def rerun_missing() -> str | None:
-    try:
-        import rerun  # noqa: F401
-    except ImportError as exc:
-        return (f"the view needs the optional Rerun SDK, which is not installed ({exc}); install it with "
-                f"`pip install {RERUN_PIN}` (requirements.txt pins it; docs/view.md)")
-    return None
 
 
 def cloud_xyz(msg) -> np.ndarray:
