@@ -42,6 +42,43 @@ def test_last_stage_can_ignore_threshold():
     assert s.step(1.0) == "cap"
 
 
+def test_the_threshold_is_judged_on_a_full_window_of_the_last_episodes():
+    s = _scheduler([70, 60], threshold=0.7, max_iterations=100, advance_window_episodes=10)
+    assert s.step(1.0, outcomes=[True] * 9) is None  # 9 of 10: not yet a decision, whatever the rate
+    assert math.isnan(s.window_rate)
+    assert s.step(1.0, outcomes=[False] * 3) == "threshold"  # the last 10: 7 successes, 3 failures
+    assert s.window_rate == 0.7
+    assert s.advance() and len(s.window) == 0  # the last resolution's episodes do not count here
+    assert s.step(1.0, outcomes=[True] * 5) is None
+    # With outcomes, the rate the runner logs for the iteration does not decide; the window does.
+    t = _scheduler([70, 60], threshold=0.8, max_iterations=100, advance_window_episodes=4)
+    assert t.step(0.0, outcomes=[True] * 4) == "threshold"
+    u = _scheduler([70, 60], threshold=0.8, max_iterations=100, advance_window_episodes=4)
+    assert u.step(1.0, outcomes=[True, True, False, False]) is None and u.window_rate == 0.5
+
+
+def test_the_window_survives_a_checkpoint():
+    a = _scheduler([70, 60], threshold=0.9, max_iterations=100, advance_window_episodes=4)
+    a.step(0.5, outcomes=[True, False, True])
+    b = _scheduler([70, 60], threshold=0.9, max_iterations=100, advance_window_episodes=4)
+    b.load_state_dict(a.state_dict())
+    assert list(b.window) == [True, False, True]
+    assert b.step(1.0, outcomes=[True]) is None and b.window_rate == 0.75
+
+
+def test_the_runner_waits_for_the_window_before_advancing(tmp_path):
+    # 16 envs, every episode a success, first episodes counted: 16 per iteration, so a 64-episode
+    # window ends the stage at its 4th iteration, not its first.
+    cfg = small_config(tmp_path / "run", resolutions=(30.0, 20.0),
+                       **{"prpd.max_iterations_per_stage": 10, "prpd.advance_window_episodes": 64})
+    runner = PRPDRunner(cfg, point_factory(16, success_radius=10.0), cfg.runner.log_dir)
+    seen = []
+    result = runner.learn(callback=lambda r, m: seen.append((m["episodes"], m["advance_window_episodes"])))
+    assert [s["iterations"] for s in result.stages] == [4, 4]
+    assert [s["success_rate"] for s in result.stages] == [1.0, 1.0]
+    assert seen[0] == (16, 16) and seen[3] == (16, 64) and seen[4] == (16, 16)
+
+
 def test_runner_advances_on_threshold(tmp_path):
     # Every episode succeeds at once (huge success radius): each stage ends after one iteration.
     cfg = small_config(tmp_path / "run", **{"prpd.max_iterations_per_stage": 5})

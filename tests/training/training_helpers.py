@@ -30,6 +30,9 @@ def small_config(log_dir, *, env="point", num_envs=16, steps=16, resolutions=(30
     cfg.q.num_epochs = 2
     cfg.q.num_mini_batches = 2
     cfg.prpd.resolutions_mm = tuple(resolutions)
+    # One iteration's first episodes (the default, 128, would need 8 of these tiny iterations per
+    # stage); test_training_scheduler.py tests the window itself.
+    cfg.prpd.advance_window_episodes = num_envs
     cfg.apply_overrides(overrides)
     return cfg.validate()
 

@@ -145,7 +145,12 @@ class PRPDConfig:
     finish_on_threshold: bool = True
     """Whether reaching tau at the last resolution ends training (False: train it to the cap)."""
     min_episodes_for_success: int = 1
-    """An iteration whose rollout finished fewer episodes than this has no success rate (no advance)."""
+    """An iteration whose rollout finished fewer episodes than this has no (logged) success rate."""
+    advance_window_episodes: int = 128
+    """tau is judged on the last this-many rollout episodes finished at the current resolution (the
+    paper's iteration is 128 episodes), whatever the env count and iteration length, so every method
+    advances by the same rule; a stage cannot end on the threshold before that many have finished there
+    (a rate from 32 episodes has a 95 % interval of +-0.15 at 0.8). The window empties at each advance."""
     alpha_mode: str = "dynamic"
     """``dynamic``: alpha from the auxiliary Q; ``fixed``: alpha = ``alpha_fixed`` (ablations 0 and 1)."""
     alpha_fixed: float = 1.0
@@ -357,6 +362,7 @@ class TrainConfig:
         _in_range("prpd.success_threshold", s.success_threshold, 0.0, 1.0)
         _positive_int("prpd.max_iterations_per_stage", s.max_iterations_per_stage)
         _positive_int("prpd.min_episodes_for_success", s.min_episodes_for_success)
+        _positive_int("prpd.advance_window_episodes", s.advance_window_episodes)
         _choice("prpd.alpha_mode", s.alpha_mode, ALPHA_MODES)
         _in_range("prpd.alpha_fixed", s.alpha_fixed, 0.0, 1.0)
         _choice("prpd.alpha_estimator", s.alpha_estimator, ALPHA_ESTIMATORS)

@@ -238,6 +238,7 @@ class PRPDRunner:
         if first_only and not counted.all():
             successes.append(torch.zeros(int((~counted).sum())))
         succ = torch.cat(successes) if successes else torch.zeros(0)
+        self._iteration_outcomes = succ.bool().tolist()  # for the scheduler's advance window
         n_episodes = int(succ.numel())
         nan = float("nan")
         return {
@@ -299,12 +300,14 @@ class PRPDRunner:
                         break
                     metrics = self._iteration()
                     self.last_success_rate = metrics["success_rate"]
-                    reason = self.scheduler.step(metrics["success_rate"])
+                    reason = self.scheduler.step(metrics["success_rate"], outcomes=self._iteration_outcomes)
+                    metrics["advance_success_rate"] = self.scheduler.window_rate
+                    metrics["advance_window_episodes"] = len(self.scheduler.window)
                     logger.log(metrics)
                     if bar is not None:
                         _update_bar(bar, metrics, self.scheduler, self._bound(stop_at))
                     if reason is not None:
-                        self._end_stage(reason, metrics["success_rate"])
+                        self._end_stage(reason, metrics["advance_success_rate"])
                     if reason is not None or self.iteration % cfg.runner.checkpoint_every == 0:
                         result.checkpoint = str(self.save_checkpoint())
                     self._boundary = self.state_dict()
