@@ -450,6 +450,27 @@ def tool_version(cmd: list[str]) -> str | None:
     return out.strip().splitlines()[0] if rc == 0 and out.strip() else None
 
 
+def redact_host_paths(result: dict, work: Path, pip_used: dict) -> dict:
+    """The result file is committed: it names this machine's folders by role (<repo>, <work>, <host pip
+    source N>, <host CA bundle>), never by path; wheel files keep their names."""
+    names: dict[str, str] = {}
+    for i, src in enumerate([*pip_used.get("find_links", []), *pip_used.get("extra_index_url", [])]):
+        names[str(src)] = f"<host pip source {i}>"
+        if str(src).startswith("file://"):
+            names[str(src)[len("file://"):]] = f"<host pip source {i}>"
+    if pip_used.get("cert"):
+        names[str(pip_used["cert"])] = "<host CA bundle>"
+    torch = str(pip_used.get("torch", ""))
+    if torch.startswith("/"):
+        names[torch] = f"<host wheel {Path(torch).name}>"
+    names[str(work.resolve())], names[str(work)] = "<work>", "<work>"
+    names[str(REPO)] = "<repo>"
+    text = json.dumps(result)
+    for path in sorted(names, key=len, reverse=True):  # longest first: a folder inside another
+        text = text.replace(json.dumps(path)[1:-1], names[path])
+    return json.loads(text)
+
+
 def machine(base: dict, pip_used: dict) -> dict:
     mem_gb = None
     try:
@@ -543,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                 images[name]["checks"].append(check("run", False, str(e)))
     result = {"images": images, "machine": machine(base, pip_used), "revision": rev}
     result["machine"]["script_s"] = round(time.monotonic() - t_start, 1)
+    result = redact_host_paths(result, work, pip_used)
     a.results.parent.mkdir(parents=True, exist_ok=True)
     a.results.write_text(json.dumps(result, indent=2) + "\n")
     log(f"wrote {a.results} in {result['machine']['script_s']:.0f} s")
