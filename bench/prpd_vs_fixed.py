@@ -2,7 +2,8 @@
 
 Every method trains from the same seed under the same sample budget, each in its own process,
 from scratch by default (as in the paper). A method "reaches" the finest resolution when its
-training success rate there hits ``tau``; the wall time and samples until then are compared (a
+training success there (over the last ``prpd.advance_window_episodes`` episodes, the scheduler's own
+criterion) hits ``tau``; the wall time and samples until then are compared (a
 method that never reaches it is charged what it spent and flagged: its true time is longer, so a
 ratio against it is an upper bound). Saves ``bench/results/prpd_vs_fixed.json`` and a PNG of success
 over wall time.
@@ -35,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROWS_FILE = "bench_rows.jsonl"
 PROFILE_FILE = "bench_profile.json"
 COMMANDS_FILE = "bench_commands.jsonl"
 # arguments that define what is measured: a resumed run must use the same ones
@@ -43,110 +43,35 @@ PROFILE_ARGS = ("env", "resolutions", "num_envs", "steps", "tau", "budget_iterat
                 "demo_steps", "dagger_rounds", "demo_noise", "critic_warmup", "torch_threads", "device", "jobs")
 
 
-def method_overrides(method: str, resolutions: list[float]) -> list[str]:
-    finest = resolutions[-1]
-    res = lambda rs: "prpd.resolutions_mm=[" + ",".join(f"{r:g}" for r in rs) + "]"  # noqa: E731
-    return {
-        "prpd": [res(resolutions), "prpd.alpha_mode=dynamic"],
-        "fixed_fine": [res([finest]), "prpd.finish_on_threshold=true"],
-        "direct": [res([resolutions[0], finest]), "prpd.alpha_mode=dynamic"],
-        "alpha0": [res(resolutions), "prpd.alpha_mode=fixed", "prpd.alpha_fixed=0.0"],
-        "alpha1": [res(resolutions), "prpd.alpha_mode=fixed", "prpd.alpha_fixed=1.0"],
-    }[method]
-
-
-def read_rows(path: Path) -> tuple[list[dict], str | None]:
-    """A method's rows so far and how it ended (None while it has not)."""
-    rows, end = [], None
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            if "end" in rec:
-                end = rec["end"]
-            else:
-                rows.append(rec)
-                end = None
-    return rows, end
+from prpd_stats import aggregate, strip_private, summary_lines  # noqa: E402
+from provenance import revision  # noqa: E402
+from prpd_trial import machine, trial_row  # noqa: E402
+from prpd_trial import ROWS_FILE, first_reach, make_config as _make_config, method_overrides, read_rows, run_trial, write_rows  # noqa: E402,F401
 
 
 def worker(args) -> None:
     """One method: train (or continue from its checkpoint), print and keep one JSON row per iteration."""
-    from excavation_training.runners.checkpoint import load_checkpoint
-    from excavation_training.runners.env_factory import build_env_factory
-    from excavation_training.runners.prpd_runner import PRPDRunner
 
-    run_dir = Path(args.log_root) / args.worker
-    rows_path = run_dir / ROWS_FILE
-    latest = run_dir / "checkpoints" / "latest.pt"
-    t0 = time.perf_counter()
-    offset = 0.0
-    if args.resume and latest.exists():
-        iteration = int(load_checkpoint(latest)["iteration"])
-        rows = [r for r in read_rows(rows_path)[0] if r["iteration"] <= iteration]
-        offset = rows[-1]["wall_s"] if rows else 0.0
-        write_rows(rows_path, rows)
-        runner = PRPDRunner.from_checkpoint(latest, log_dir=run_dir)
-    else:
-        write_rows(rows_path, [])
-        cfg = make_config(args)
-        runner = PRPDRunner(cfg, build_env_factory(cfg), run_dir)
-    sink = rows_path.open("a")
-
-    def report(runner, m):
-        row = {k: m.get(k) for k in ("iteration", "stage", "resolution_mm", "success_rate", "samples", "alpha")}
-        row["wall_s"] = offset + time.perf_counter() - t0
-        sink.write(json.dumps(row) + "\n")
-        sink.flush()
+    def on_row(row, runner):
         try:
             print("ROW " + json.dumps(row), flush=True)
         except BrokenPipeError:
             pass  # the parent is gone; the rows file is the record, and --resume / --report-only read it
 
-    result = runner.learn(num_iterations=args.sitting_iterations or None, callback=report)
-    end = "finished" if result.finished else ("budget" if runner.iteration >= args.budget_iterations else "stopped")
-    sink.write(json.dumps({"end": end, "wall_s": offset + time.perf_counter() - t0}) + "\n")
-    sink.close()
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    run_trial(args, args.worker, Path(args.log_root) / args.worker, resume=args.resume,
+              sitting_iterations=args.sitting_iterations or None, on_row=on_row)
 
 
 def make_config(args):
-    from excavation_training.config import TrainConfig, apply_preset, set_dotted
+    return _make_config(args, args.worker)
 
-    cfg = apply_preset(TrainConfig(), "cpu")
-    cfg.env.name = args.env
-    for item in [
-        f"env.num_envs={args.num_envs}",
-        f"runner.steps_per_iteration={args.steps}",
-        f"runner.seed={args.seed}",
-        f"runner.device={args.device}",
-        f"runner.max_iterations={args.budget_iterations}",
-        f"prpd.success_threshold={args.tau}",
-        f"prpd.max_iterations_per_stage={args.max_stage_iterations}",
-        "runner.progress=false",
-        "runner.tensorboard=false",
-        f"runner.checkpoint_every={args.checkpoint_every}",
-        f"runner.torch_threads={args.torch_threads}",
-        f"demo.steps={args.demo_steps}",
-        f"demo.dagger_rounds={args.dagger_rounds}",
-        f"demo.critic_warmup_iterations={args.critic_warmup}",
-        f"demo.init_noise_std={args.demo_noise}",
-        *method_overrides(args.worker, args.resolutions),
-    ]:
-        key, value = item.split("=", 1)
-        set_dotted(cfg, key, value)
-    return cfg.validate()
+
+def _nan(x):
+    return float("nan") if x is None else x
 
 
 def summarise(method: str, rows: list[dict], finest: float, tau: float, budget_samples: int) -> dict:
-    hit = next((r for r in rows if r["resolution_mm"] == finest and r["success_rate"] is not None and r["success_rate"] >= tau), None)
+    hit = first_reach(rows, finest, tau)
     at_finest = [r["success_rate"] for r in rows if r["resolution_mm"] == finest and r["success_rate"] is not None]
     last = rows[-1] if rows else {"wall_s": float("nan"), "samples": budget_samples}
     return {
@@ -156,7 +81,8 @@ def summarise(method: str, rows: list[dict], finest: float, tau: float, budget_s
         "samples_to_tau": hit["samples"] if hit else last["samples"],
         "success_at_finest": max(at_finest[-5:]) if at_finest else 0.0,
         "iterations": len(rows),
-        "curve": [{"wall_s": r["wall_s"], "samples": r["samples"], "resolution_mm": r["resolution_mm"], "success_rate": r["success_rate"], "alpha": r.get("alpha")} for r in rows],
+        "curve": [{"wall_s": r["wall_s"], "samples": r["samples"], "resolution_mm": r["resolution_mm"], "success_rate": _nan(r["success_rate"]), "alpha": r.get("alpha"), "advance_success_rate": r.get("advance_success_rate"),
+                   "sampling_s": r.get("sampling_s")} for r in rows],
     }
 
 
@@ -274,7 +200,7 @@ def main() -> int:
                     for line in proc.stdout:
                         if line.startswith("ROW "):
                             row = json.loads(line[4:])
-                            print(f"  {method:10s} it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {row['success_rate']:.2f}  "
+                            print(f"  {method:10s} it {row['iteration']:4d}  {row['resolution_mm']:4.0f} mm  success {_nan(row['success_rate']):.2f}  "
                                   f"{row['wall_s'] / 60:6.1f} min", flush=True)
                 finally:
                     if timer:
@@ -284,7 +210,12 @@ def main() -> int:
             end = "time_limit"
         results[method] = summarise(method, rows, finest, args.tau, budget_samples)
         results[method]["end"] = end or "killed"
+        trials[method] = trial_row(method, args.seed, settings, rows, end or "killed", machine=machine(), revision=rev)
 
+    trials: dict[str, dict] = {}
+    rev = revision()
+    settings = {"tau": args.tau, "resolutions": args.resolutions, "num_envs": args.num_envs, "steps": args.steps,
+                "budget_iterations": args.budget_iterations, "max_stage_iterations": args.max_stage_iterations}
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(run, args.methods))
     results = {m: results[m] for m in args.methods}
@@ -304,26 +235,26 @@ def main() -> int:
         "methods": {k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in results.items()},
         "success_at_finest": {k: v["success_at_finest"] for k, v in results.items()},
         "curves": {k: v["curve"] for k, v in results.items()},
+        # the same trial rows and censoring-aware summary as bench/prpd_sweep.py (one seed: one trial a method)
+        "trials": [trials[m] for m in args.methods],
+        "summary": strip_private(summary := aggregate([trials[m] for m in args.methods])),
+        "statements": summary_lines(summary),
+        "revision": rev,
         "sittings": [json.loads(line) for line in (log_root / COMMANDS_FILE).read_text().splitlines() if line.strip()],
     }
     unfinished = [m for m, v in results.items() if v["end"] in ("stopped", "killed")]
     out["complete"] = not unfinished
     if unfinished:
         out["unfinished_methods"] = unfinished
-    if "prpd" in results and "fixed_fine" in results:
-        pr, fx = results["prpd"], results["fixed_fine"]
-        out["wall_time_ratio_prpd_over_fixed"] = pr["wall_s_to_tau"] / fx["wall_s_to_tau"] if fx["wall_s_to_tau"] else None
-        out["samples_ratio_prpd_over_fixed"] = pr["samples_to_tau"] / fx["samples_to_tau"] if fx["samples_to_tau"] else None
-        out["note"] = ("a method that never reached tau at the finest resolution is charged what it spent (see "
-                       "methods.*.reached_tau_at_finest): if that is fixed-fine, the ratios are upper bounds; paper: < 1/7")
+    # The ratio of PRPD to fixed-fine is in summary (prpd_stats: Kaplan-Meier medians, a bound when censored).
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     plot(results, path.with_suffix(".png"), finest, args.tau)
     for k, v in out["methods"].items():
         print(f"{k:11s} reached={v['reached_tau_at_finest']!s:5s} wall {v['wall_s_to_tau'] / 60:6.1f} min  samples {v['samples_to_tau']:8d}  success@finest {v['success_at_finest']:.2f}")
-    if "wall_time_ratio_prpd_over_fixed" in out:
-        print(f"PRPD / fixed-fine: wall {out['wall_time_ratio_prpd_over_fixed']:.3f}, samples {out['samples_ratio_prpd_over_fixed']:.3f}")
+    for line in out["statements"]:
+        print(line)
     print(f"saved {path}")
     if unfinished:
         print(f"not finished yet: {', '.join(unfinished)}; continue with the same arguments and --resume")

@@ -24,5 +24,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -r requirements.txt
+# The sweep runner's Ray Tune (optional for users: bench/prpd_sweep.py --no-ray runs without it; its tests need it).
+python -m pip install -q -r requirements-sweep.txt
 python -m pip install -q --no-deps -e ros2_ws/src/excavation_contract -e ros2_ws/src/excavation -e ros2_ws/src/excavation_simulation -e sim -e training
 echo "setup done: $(python --version), torch $(python -c 'import torch; print(torch.__version__)'), newton $(python -c 'import newton; print(newton.__version__)')"
