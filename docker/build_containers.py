@@ -359,7 +359,7 @@ def training_checks(tag: str, work: Path, logs: Path, iterations: int) -> list[d
 
 
 def console_scripts(pkg: str) -> set[str]:
-    """Console script names of a ROS package's setup.py (as tests/packaging/test_colcon_build.py reads them)."""
+    """Console script names of a ROS package's setup.py (tests/packaging/test_colcon_build.py reads them here too)."""
     tree = ast.parse((REPO / "ros2_ws" / "src" / pkg / "setup.py").read_text())
     names = set()
     for node in ast.walk(tree):

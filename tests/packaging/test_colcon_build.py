@@ -50,14 +50,13 @@ def install(tmp_path_factory):
 
 
 def console_scripts(pkg: str) -> set[str]:
-    tree = ast.parse(open(os.path.join(SRC, pkg, "setup.py")).read())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "=" in node.value and ":" in node.value:
-            name, _, target = node.value.partition("=")
-            if target.strip().count(":") == 1 and name.strip().isidentifier():
-                names.add(name.strip())
-    return names
+    """The package's setup.py console scripts, read by the one reader the container checks also use."""
+    sys.path.insert(0, os.path.join(REPO, "docker"))
+    try:
+        from build_containers import console_scripts as read
+    finally:
+        sys.path.remove(os.path.join(REPO, "docker"))
+    return read(pkg)
 
 
 @pytest.mark.parametrize("pkg", PACKAGES)
