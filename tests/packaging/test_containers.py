@@ -264,3 +264,17 @@ def test_results_file_keys():
             assert isinstance(c["name"], str) and isinstance(c["passed"], bool) and isinstance(c["detail"], str)
         if entry["built"]:
             assert entry["size_mb"] > 0
+
+
+# Paths inside the images (and the build's own mount points) may be named; the host's may not.
+IN_IMAGE_ROOTS = ("/ws", "/opt/venv", "/opt/torch-index", "/opt/ros", "/etc/pip.conf", "/etc/pip-build-ca.crt",
+                  "/dev/shm", "/usr", "/bin", "/tmp/pins.txt")
+
+
+def test_results_file_names_no_host_path():
+    if not os.path.isfile(RESULTS):
+        pytest.skip("no bench/results/containers.json yet (scripts/build_containers.sh writes it)")
+    text = open(RESULTS).read()
+    paths = set(re.findall(r"(?<![\w.:/<>-])(/(?:[\w.+-]+/)*[\w.+-]+)", text))
+    host = sorted(p for p in paths if not p.startswith(IN_IMAGE_ROOTS) and p.count("/") > 1)
+    assert not host, f"host paths in {RESULTS} (the script redacts them as <work>, <repo>, ...): {host[:10]}"
