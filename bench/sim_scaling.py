@@ -62,7 +62,9 @@ def contacts_per_particle(env, world: int = 0) -> float:
     if int(awake.sum()) == 0 or int(soil.sum()) < 2:
         return 0.0
     d = torch.cdist(q[awake], q[soil])
-    reach = 2 * env.particle_radius + env.cfg.physics.soft_contact_gap
+    # Newton's particle-particle contact (solve_particle_particle_contacts): d <= r_i + r_j + cohesion.
+    # (Until 2026-12-04 this used the particle-shape gap as well, 15 mm at 10 mm: ~3x the neighbours.)
+    reach = 2 * env.particle_radius + float(env.model.particle_cohesion)
     return float(((d < reach).sum(dim=1) - 1).float().mean())
 
 
