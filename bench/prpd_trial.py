@@ -125,11 +125,9 @@ def run_trial(p, method: str, run_dir: str | Path, *, resume: bool = False, sitt
     sink = rows_path.open("a")
 
     def report(runner, m):
+        # successes is a count (success_rate is NaN below prpd.min_episodes_for_success).
         row = {k: m.get(k) for k in ("iteration", "stage", "resolution_mm", "success_rate", "advance_success_rate", "samples", "alpha",
-                                     "episodes")}
-        # The iteration's episode outcomes, as the scheduler got them (success_rate is NaN below min_episodes).
-        outcomes = getattr(runner, "_iteration_outcomes", None)
-        row["successes"] = int(sum(outcomes)) if outcomes is not None else None
+                                     "episodes", "successes")}
         row["wall_s"] = offset + time.perf_counter() - t0
         row["sampling_s"] = m.get("sim_seconds")  # cumulative time inside env.step, checkpointed with the runner
         row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN -> null (strict JSON)

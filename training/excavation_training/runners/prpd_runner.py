@@ -244,6 +244,7 @@ class PRPDRunner:
         return {
             "success_rate": float(succ.mean()) if n_episodes >= cfg.prpd.min_episodes_for_success else nan,
             "episodes": n_episodes,
+            "successes": int(succ.sum()),
             "episode_return": float(torch.cat(returns).mean()) if returns else nan,
             "episode_length": float(torch.cat(lengths).mean()) if lengths else nan,
             "step_reward": step_reward / cfg.runner.steps_per_iteration,
