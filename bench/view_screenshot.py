@@ -19,7 +19,6 @@ import argparse
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,48 +77,12 @@ def write_blueprint(path: str, eye: tuple[float, float, float], look_at: tuple[f
     return path
 
 
-def serve(paths, web_port: int, grpc_port: int) -> subprocess.Popen:
-    """The Rerun CLI serving ``paths`` (the recording, a blueprint) to the web viewer on loopback, in its own
-    process group."""
-    from excavation_simulation.view import LOOPBACK, rerun_executable
-
-    cmd = [rerun_executable(), "--serve-web", "--bind", LOOPBACK, "--port", str(grpc_port),
-           "--web-viewer-port", str(web_port), *paths]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=5)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-
-
-def wait_listening(proc: subprocess.Popen, ports, timeout: float) -> None:
-    from excavation_simulation.view import _listening
-
-    deadline = time.monotonic() + timeout
-    while not all(_listening(p) for p in ports):
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Rerun server exited with {proc.returncode}: {proc.stderr.read().decode(errors='replace')[-1500:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the Rerun server did not listen on {ports} in {timeout:g} s")
-        time.sleep(0.1)
-
-
 def screenshot(rrd: str, out: str, width: int, height: int, timeout: float, settle: float,
                eye=(0.22, -0.30, 0.20), look_at=(-0.02, 0.0, -0.04), min_soil_pixels: int = MIN_SOIL_PIXELS,
                log=print) -> dict:
     from headless_page import HeadlessPage, find_chromium
 
-    from excavation_simulation.view import viewer_url
+    from excavation_simulation.view import WebViewer, viewer_url
 
     if find_chromium() is None:
         raise RuntimeError("no Chromium on PATH (scripts/setup.sh installs Debian's chromium)")
@@ -127,9 +90,9 @@ def screenshot(rrd: str, out: str, width: int, height: int, timeout: float, sett
     web_port, grpc_port = free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="view_screenshot.")
     blueprint = write_blueprint(os.path.join(tmp, "layout.rbl"), tuple(eye), tuple(look_at))
-    proc = serve([os.path.abspath(rrd), blueprint], web_port, grpc_port)
+    viewer = WebViewer(web_port, grpc_port, paths=[os.path.abspath(rrd), blueprint])
     try:
-        wait_listening(proc, (web_port, grpc_port), 30.0)
+        viewer.wait_ready(30.0)
         t0 = time.monotonic()
         with HeadlessPage(width=width, height=height) as page:
             page.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
@@ -165,7 +128,7 @@ def screenshot(rrd: str, out: str, width: int, height: int, timeout: float, sett
             raise TimeoutError(f"the page never showed the soil steadily in {timeout:g} s (its last picture: {failed}); "
                                f"(seconds, soil pixels, colours) seen: {seen[-12:]}")
     finally:
-        stop(proc)
+        viewer.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -61,13 +61,14 @@ def rerun_executable() -> str:
 class WebViewer:
     """The Rerun web viewer and its gRPC proxy, served on loopback by the Rerun CLI in its own process group."""
 
-    def __init__(self, web_port: int = WEB_PORT, grpc_port: int = GRPC_PORT, memory_limit: str = "1GiB"):
+    def __init__(self, web_port: int = WEB_PORT, grpc_port: int = GRPC_PORT, memory_limit: str = "1GiB", paths=()):
+        """``paths``: recordings (.rrd) and blueprints (.rbl) the server holds for the page from the start."""
         self.web_port, self.grpc_port = int(web_port), int(grpc_port)
         for port in (self.web_port, self.grpc_port):
             if _listening(port):
                 raise OSError(f"port {port} on {LOOPBACK} is already in use (another viewer?); pick another")
         cmd = [rerun_executable(), "--serve-web", "--bind", LOOPBACK, "--port", str(self.grpc_port),
-               "--web-viewer-port", str(self.web_port), "--server-memory-limit", memory_limit]
+               "--web-viewer-port", str(self.web_port), "--server-memory-limit", memory_limit, *map(str, paths)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
         self.url = viewer_url(self.web_port, self.grpc_port)
