@@ -32,6 +32,7 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,9 +86,13 @@ def tune_trainable(config: dict) -> None:
     from ray import tune
 
     spec = config["trial"]
-    trial_dir = Path(tune.get_context().get_trial_dir())
-    run_dir = trial_dir / "run"
-    stash = trial_dir / "_report_checkpoints"
+    # The trial's scratch (the runner's run folder, the checkpoints being handed to Tune) lives outside
+    # get_trial_dir(): Tune copies that folder to storage in the background, and a file the runner
+    # replaces or a stash copy removed mid-copy fails the experiment-state save. Everything a resume
+    # needs comes back from Tune's checkpoint.
+    scratch = Path(tempfile.mkdtemp(prefix=f"prpd-sweep-{spec['trial_id']}-"))
+    run_dir = scratch / "run"
+    stash = scratch / "report_checkpoints"
     resume = False
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
@@ -133,6 +138,7 @@ def tune_trainable(config: dict) -> None:
     final = {k: v for k, v in (rows[-1] if rows else {}).items()}
     final.update(trial_done=True, trial_row=json.dumps(result))
     report(final, checkpoint_dir("final", {TRIAL_ROW_FILE: result}))
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def trial_dirname(trial) -> str:
