@@ -157,6 +157,9 @@ def aggregate(rows: list[dict], *, bootstrap: int = BOOTSTRAP, seed: int = 0) ->
                      "censored": sum(r["censored"] for r in trials),
                      "incomplete": sum(not r.get("complete", True) for r in trials),
                      "seeds": sorted(r["seed"] for r in trials), "time_to_tau": {}}
+            checked = [r["confirmation"] for r in trials if r.get("confirmation")]
+            entry["confirmation"] = {"evaluated": len(checked), "reached_tau": sum(c["reaches_tau"] for c in checked),
+                                     "success_rates": [c["success_rate"] for c in checked]}
             for metric, (hit_key, follow_key) in METRICS.items():
                 usable = [r for r in trials if r.get(follow_key) is not None]
                 if not usable:
@@ -194,8 +197,10 @@ def summary_lines(summary: list[dict]) -> list[str]:
         lines.append(f"[{g['settings_key']}]")
         for m, e in g["methods"].items():
             w = e["time_to_tau"].get("wall_s")
+            c = e.get("confirmation") or {}
             lines.append(f"  {m}: {e['finished']} of {e['trials']} reached tau, {e['censored']} censored"
-                         + (f"; median wall time to tau {w['median_text']}, {w['ci_text']}" if w else ""))
+                         + (f"; median wall time to tau {w['median_text']}, {w['ci_text']}" if w else "")
+                         + (f"; confirmed on unseen worlds: {c['reached_tau']} of {c['evaluated']}" if c.get("evaluated") else ""))
         for metric, r in g.get("ratio_prpd_over_fixed_fine", {}).items():
             lines.append(f"  {metric}: {r['text']}")
     return lines

@@ -53,7 +53,8 @@ SWEPT = {"tau": "tau", "resolutions": "resolutions", "num_envs": "num_envs", "st
          "budget_iterations": "budget_iterations", "max_stage_iterations": "max_stage_iterations",
          "advance_window": "advance_window"}
 # the same for every trial
-COMMON = ("env", "device", "demo_steps", "dagger_rounds", "demo_noise", "critic_warmup", "torch_threads", "checkpoint_every")
+COMMON = ("env", "device", "demo_steps", "dagger_rounds", "demo_noise", "critic_warmup", "torch_threads", "checkpoint_every",
+          "confirm_episodes")
 
 
 def trial_specs(methods, seeds, grid: dict, common: dict) -> list[dict]:
@@ -73,9 +74,14 @@ def profile_of(spec: dict) -> SimpleNamespace:
     return SimpleNamespace(**spec["common"], **spec["settings"], seed=spec["seed"])
 
 
-def finish_row(spec: dict, rows: list[dict], end: str, rev: str) -> dict:
+def finish_row(spec: dict, rows: list[dict], end: str, rev: str, run_dir: Path) -> dict:
+    """The trial's result row; a trial that reached tau is confirmed by a deterministic evaluation on
+    worlds it never trained on (``--confirm-episodes``, ``prpd_trial.confirm``)."""
     row = prpd_trial.trial_row(spec["method"], spec["seed"], spec["settings"], rows, end, machine=prpd_trial.machine(),
                                revision=rev, trial_id=spec["trial_id"])
+    episodes = spec["common"].get("confirm_episodes", 0)
+    row["confirmation"] = (prpd_trial.confirm(profile_of(spec), spec["method"], run_dir, episodes=episodes)
+                           if episodes and row["reached_tau"] else None)
     row["curve"] = rows
     return row
 
@@ -132,7 +138,7 @@ def tune_trainable(config: dict) -> None:
             raise RuntimeError(f"--fail-at-iteration {fail_at}: this trial stops here, to be continued with --restore")
 
     rows, end = prpd_trial.run_trial(p, spec["method"], run_dir, resume=resume, on_row=on_row)
-    result = finish_row(spec, rows, end, config.get("revision", "unknown"))
+    result = finish_row(spec, rows, end, config.get("revision", "unknown"), run_dir)
     result["resumed_from_iteration"] = resumed_from
     (run_dir / TRIAL_ROW_FILE).write_text(json.dumps(result))
     final = {k: v for k, v in (rows[-1] if rows else {}).items()}
@@ -200,7 +206,7 @@ def run_sequential(args, specs: list[dict], rev: str, exp_dir: Path) -> tuple[li
             print(f"  {spec['trial_id']}: read back", flush=True)
             continue
         trial_rows, end = prpd_trial.run_trial(profile_of(spec), spec["method"], run_dir, resume=bool(args.restore))
-        row = finish_row(spec, trial_rows, end, rev)
+        row = finish_row(spec, trial_rows, end, rev, run_dir)
         done.write_text(json.dumps(row))
         rows.append(row)
         print(f"  {spec['trial_id']}: {end}, reached tau: {row['reached_tau']}, {row['wall_s']:.1f} s", flush=True)
@@ -260,6 +266,8 @@ def parse_args(argv=None):
     c.add_argument("--demo-noise", type=float, default=0.1)
     c.add_argument("--critic-warmup", type=int, default=10)
     c.add_argument("--torch-threads", type=int, default=0, help="torch threads per trial (default 0: --cpus-per-trial)")
+    c.add_argument("--confirm-episodes", type=int, default=128,
+                   help="episodes of the confirmation evaluation of a trial that reached tau, on unseen worlds (0: none)")
     c.add_argument("--checkpoint-every", type=int, default=2, help="runner checkpoint period = Tune checkpoint period (default 2)")
     r = p.add_argument_group("running")
     r.add_argument("--no-ray", action="store_true", help="run the trials one after another in this process, without Ray")

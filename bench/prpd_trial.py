@@ -146,6 +146,32 @@ def run_trial(p, method: str, run_dir: str | Path, *, resume: bool = False, sitt
     return read_rows(rows_path)[0], end
 
 
+# Confirmation worlds: the env seed is this plus the trial's seed, so no trial (seeds are small
+# integers) trains on its geometry or its episode draws.
+CONFIRM_SEED_OFFSET = 900_001
+
+
+def confirm(p, method: str, run_dir: str | Path, episodes: int = 128) -> dict:
+    """Deterministic evaluation of the trial's last policy at its finest resolution, ``episodes``
+    episodes (each env's first, DR as in training) on worlds of a seed never trained on."""
+    from excavation_sim.scripted import wilson_interval
+    from excavation_training.evaluation import evaluate, policy_from_file
+    from excavation_training.runners.env_factory import build_eval_factory
+
+    policy, _ = policy_from_file(latest_checkpoint(Path(run_dir)))
+    cfg = make_config(p, method)
+    cfg.runner.seed = CONFIRM_SEED_OFFSET + int(p.seed)
+    finest = float(list(p.resolutions)[-1])
+    factory = build_eval_factory(cfg, num_envs=min(episodes, cfg.env.num_envs))
+    t0 = time.perf_counter()
+    res = evaluate(policy, factory, finest, episodes=episodes, randomize=cfg.env.randomize)
+    k = int(round(res.success_rate * res.episodes))
+    lo, hi = wilson_interval(k, res.episodes)
+    return {"resolution_mm": finest, "seed": cfg.runner.seed, "randomize": bool(cfg.env.randomize),
+            "episodes": res.episodes, "successes": k, "success_rate": res.success_rate, "ci95": [lo, hi],
+            "reaches_tau": res.success_rate >= float(p.tau), "wall_s": time.perf_counter() - t0}
+
+
 def reached(row: dict, finest: float, tau: float) -> bool:
     """Whether an iteration row counts as tau reached at the finest resolution: the scheduler's own
     criterion (the success of the last advance_window_episodes episodes), or the iteration's success

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import prpd_stats
+import prpd_trial
 
 SWEEP = Path(__file__).resolve().parents[2] / "bench" / "prpd_sweep.py"
 
@@ -103,7 +104,7 @@ TINY = ["--env", "point", "--methods", "prpd", "fixed_fine", "--seeds", "0", "--
 ROW_KEYS = {"trial_id", "method", "seed", "settings", "reached_tau", "censored", "complete", "end", "time_to_tau_wall_s",
             "time_to_tau_sampling_s", "samples_to_tau", "followup_wall_s", "followup_sampling_s", "followup_samples",
             "wall_s", "sampling_s", "samples", "episodes", "successes", "iterations", "updates_per_resolution",
-            "machine", "revision"}
+            "machine", "revision", "confirmation"}
 
 
 def sweep(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -126,8 +127,11 @@ def check_result(result: dict) -> None:
         assert t["censored"] == (not t["reached_tau"])
         if t["reached_tau"]:
             assert t["time_to_tau_wall_s"] == t["followup_wall_s"] and t["time_to_tau_sampling_s"] <= t["time_to_tau_wall_s"]
+            c = t["confirmation"]  # evaluated on worlds of a seed no trial trains on
+            assert c["episodes"] == 128 and 0 <= c["successes"] <= 128 and c["resolution_mm"] == 10.0
+            assert c["seed"] == prpd_trial.CONFIRM_SEED_OFFSET + t["seed"] and c["ci95"][0] <= c["success_rate"] <= c["ci95"][1]
         else:
-            assert t["time_to_tau_wall_s"] is None
+            assert t["time_to_tau_wall_s"] is None and t["confirmation"] is None
     assert [s["resolution_mm"] for s in trials[0]["updates_per_resolution"]][0] == 70.0
     assert [s["resolution_mm"] for s in trials[1]["updates_per_resolution"]] == [10.0]
     assert set(result["curves"]) == {t["trial_id"] for t in trials}
@@ -186,3 +190,21 @@ def test_restore_continues_crashed_trials_from_their_last_tune_checkpoint(tmp_pa
     walls = [r["wall_s"] for r in result["curves"][t["trial_id"]]]
     assert walls == sorted(walls)  # the wall clock continues from the checkpoint's row
     assert [c["command"].split(" --")[-1] for c in result["commands"]][-1].startswith("restore")
+
+
+def test_the_confirmation_evaluates_the_trained_policy_on_worlds_never_trained_on(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from excavation_training.runners import env_factory
+
+    p = SimpleNamespace(env="point", device="cpu", seed=3, resolutions=[70.0, 10.0], tau=0.3, num_envs=8, steps=16,
+                        budget_iterations=2, max_stage_iterations=2, advance_window=8, checkpoint_every=1,
+                        torch_threads=1, demo_steps=0, dagger_rounds=1, demo_noise=0.1, critic_warmup=0)
+    prpd_trial.run_trial(p, "prpd", tmp_path)
+    seeds = []
+    real = env_factory.build_eval_factory
+    monkeypatch.setattr(env_factory, "build_eval_factory", lambda cfg, **kw: seeds.append(cfg.runner.seed) or real(cfg, **kw))
+    c = prpd_trial.confirm(p, "prpd", tmp_path, episodes=16)
+    assert seeds == [prpd_trial.CONFIRM_SEED_OFFSET + 3] and c["seed"] == seeds[0]
+    assert c["episodes"] == 16 and c["resolution_mm"] == 10.0 and 0 <= c["successes"] <= 16
+    assert c["success_rate"] == c["successes"] / 16 and c["reaches_tau"] == (c["success_rate"] >= 0.3)
