@@ -33,6 +33,8 @@ import warp as wp
 
 import newton
 
+from .soil_contacts import SUPPORT, install
+
 
 @dataclass
 class Movers:
@@ -57,6 +59,7 @@ class SoilSleep:
 
     def __init__(self, model: newton.Model, pipeline: newton.CollisionPipeline, particle_world: torch.Tensor,
                  num_worlds: int, diameter: float, control_period: float, margin: float, speed: float):
+        install()  # sleeping soil supports its awake neighbours (soil_contacts.py)
         self.model, self.pipeline = model, pipeline
         self.world = particle_world
         self.num_worlds = num_worlds
@@ -87,7 +90,9 @@ class SoilSleep:
         awake = in_episode & (self._within(q, movers, reach) | (self.awake & (speed > self.speed)))
         self.awake = awake
         qd[~awake] = 0.0
-        self._flags.copy_(awake.to(self._flags.dtype) * int(newton.ParticleFlags.ACTIVE))
+        asleep = in_episode & ~awake
+        self._flags.copy_(awake.to(self._flags.dtype) * int(newton.ParticleFlags.ACTIVE)
+                          + asleep.to(self._flags.dtype) * SUPPORT)
         self._write_pairs(torch.nonzero(awake).flatten())
 
     @property
