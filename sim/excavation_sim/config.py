@@ -88,12 +88,12 @@ class PhysicsConfig:
     settle_min_steps: int = 2
     settle_tolerance: float = 0.0005
     """Settled when no world's soil top moved more than this in one control step (m)."""
-    sleep: bool = False
+    sleep: bool = True
     """Soil that nothing can move sleeps (``sleeping.py``): out of the solver until the rock (or the
-    bucket, with ``bucket_soil_contact``) comes near. 2.5x faster at 10 mm, but off by default: the
-    awake soil at the edge of the sleeping soil loses its support and slumps (at 10 mm a trench
-    ~15 mm deep round the rock within three steps, which the depth camera sees and which hid the
-    rock from perception's fine-soil path). Off simulates every particle every substep."""
+    bucket, with ``bucket_soil_contact``) comes near, while still supporting the awake soil beside it
+    (``soil_contacts.py``; without that support the edge slumped into a trench ~15 mm deep round the
+    rock at 10 mm). Several times faster at 20 and 10 mm (``bench/results/sim_scaling.json``). False
+    simulates every particle every substep."""
     sleep_margin: float = 1.0
     """Awake: within this many particle diameters of the rock's bounding box (of the bucket's too
     when ``bucket_soil_contact``), grown by the distance it covers in one control period."""

@@ -14,13 +14,14 @@ switched out of the solver (not ACTIVE), velocity zero, position kept; the camer
 contact candidates, which Newton otherwise tests for every particle against every shape of its world
 in every substep.
 
-Why asleep particles are not kept as static obstacles (ACTIVE with zero inverse mass) around the
-awake ones: the XPBD bed rests with its particles overlapping (it compacts by centimetres at 10 mm);
-a static neighbour takes none of a contact's correction, so the awake particle beside it was pushed
-twice as hard, and the rock was kicked to metres per second within a step. Switched off, they only
-let the awake soil at the edge spread a little into the sleeping soil. Measured with the scripted
-scoop at 10 mm (16 envs, one seed, so only a sign): 15 of 16 successes with sleep, 10 without, 6 with a
-static shell.
+Sleeping particles still support the awake ones beside them: they carry ``soil_contacts.SUPPORT``,
+and the particle contact kernel installed from ``soil_contacts.py`` counts them as neighbours with
+their real inverse mass and zero velocity, so the awake particle takes the same share of the
+correction as from an awake neighbour at rest. Both simpler choices failed: switched off without
+support, the awake soil at the edge slumped into the sleeping soil (at 10 mm a trench ~15 mm deep
+round the rock within three steps, which hid the rock from perception's fine-soil path); kept ACTIVE
+with zero inverse mass (a static shell), a sleeper took none of a contact's correction, so its awake
+neighbour in the overlapping XPBD bed was pushed twice as hard and the rock was kicked to m/s.
 """
 
 from __future__ import annotations
