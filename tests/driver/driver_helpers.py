@@ -39,7 +39,7 @@ def ready(loop) -> bool:
 # On a loaded 2-core CI machine a process can be starved that long, which showed up as spurious
 # "link lost" in tests about something else. Tests use 1 s: every fault they inject still trips
 # these checks (a silent controller, a blocked servoL, a frozen worker never recover by themselves).
-LOAD_TOLERANT = {"stale_state_timeout_s": 1.0, "heartbeat_timeout_s": 1.0}
+LOAD_TOLERANT = {"stale_state_timeout_s": 1.0, "heartbeat_timeout_s": 1.0, "servo_call_timeout_s": 1.0}
 
 
 def make_loop(host: str, safety: SafetyConfig | None = None, silence_timeout_s: float | None = None,

@@ -68,6 +68,25 @@ def test_stall_stops_commanding_and_comes_back_disabled(op, said, repeat):
 
 
 @pytest.mark.parametrize("repeat", range(REPEATS))
+def test_a_servol_call_that_does_not_return_is_a_fault_before_the_heartbeat(repeat):
+    # The heartbeat alone would take 5 s here: the servoL check (0.3 s) must be the one that fires.
+    with EmulatorProcess() as emu:
+        loop = make_loop(emu.host, heartbeat_timeout_s=5.0, servo_call_timeout_s=0.3)
+        loop.start()
+        try:
+            assert wait(lambda: ready(loop)), loop.state()
+            with Streamer(loop):
+                servoing(emu, loop)
+                emu.call("stall_script", True)
+                assert wait(lambda: loop.fault_count >= 1, 10.0), loop.state()
+                assert any("inside servoL" in e for e in loop.events), loop.events
+                emu.call("stall_script", False)
+                back_disabled(loop, emu)
+        finally:
+            loop.shutdown()
+
+
+@pytest.mark.parametrize("repeat", range(REPEATS))
 def test_killed_controller_then_restart(repeat):
     emu = EmulatorProcess().start()
     loop = make_loop(emu.host, reconnect_attempts=50)

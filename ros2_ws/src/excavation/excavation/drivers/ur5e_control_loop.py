@@ -61,6 +61,11 @@ class LoopConfig:
     reconnect_backoff_s: float = 1.0
     stale_state_timeout_s: float = 0.15  # robot timestamp frozen this long = link lost (75 packets at 500 Hz)
     heartbeat_timeout_s: float = 0.15  # ENABLED and the control thread's loop counter frozen this long = FAULT
+    # A servoL call (other than a streaming session's first) not returned after this long = FAULT. Shorter
+    # than the heartbeat on purpose: ur_rtde reconnects by itself inside a servoL that meets a broken
+    # socket and re-sends the set point when the new session is up (~0.1-0.15 s); the worker must be
+    # gone before that, or the controller executes a set point after the driver reported the stop.
+    servo_call_timeout_s: float = 0.06
     request_timeout_s: float = 10.0
     recover_power_on: bool = True  # after an e-stop is released, power on + brake release on recover
     # How each cycle waits for its deadline (see ``LoopPacer``; figures in bench/results/rtde_loop.json):
@@ -114,6 +119,8 @@ class LoopConfig:
             errors.append(f"stale_state_timeout_s must be in [0.01, 5], got {self.stale_state_timeout_s}")
         if not (0.02 <= self.heartbeat_timeout_s <= 5):
             errors.append(f"heartbeat_timeout_s must be in [0.02, 5], got {self.heartbeat_timeout_s}")
+        if not (0.01 <= self.servo_call_timeout_s <= 5):
+            errors.append(f"servo_call_timeout_s must be in [0.01, 5], got {self.servo_call_timeout_s}")
         if not self.robot_ip:
             errors.append("robot_ip is empty")
         if errors:
@@ -170,6 +177,9 @@ class ControlLoop:
         # Heartbeat: counts control cycles; published with every state snapshot so a supervisor can
         # tell a control thread stuck inside ur_rtde (servoL / servoStop blocking) from a live one.
         self.loop_count = 0
+        # monotonic time the servoL now in flight was called (None: none, or the session's first call,
+        # which may wait for the controller's script); read live by state(), checked by the supervisor
+        self.servo_call_since: float | None = None
         self.events: collections.deque = collections.deque(maxlen=200)  # (time, text) for logs
         self.scheduling: dict = {}  # what apply_thread_scheduling could set on the control thread
 
@@ -221,7 +231,9 @@ class ControlLoop:
 
     def state(self) -> dict:
         with self._lock:
-            return dict(self._state)
+            out = dict(self._state)
+        out["servo_call_since"] = self.servo_call_since  # live: the snapshot freezes while servoL blocks
+        return out
 
     # ------------------------------------------------------------------ control thread
 
@@ -315,7 +327,12 @@ class ControlLoop:
         pose = kin.matrix_to_pose(T).tolist()
         speed = max(self.safety.max_speed_m_s, 0.01)
         accel = max(self.safety.max_accel_m_s2, 0.01)
-        ok = self._io.control.servoL(pose, speed, accel, self.dt, self.cfg.servo_lookahead_s, self.cfg.servo_gain)
+        if self._servoing:
+            self.servo_call_since = time.monotonic()
+        try:
+            ok = self._io.control.servoL(pose, speed, accel, self.dt, self.cfg.servo_lookahead_s, self.cfg.servo_gain)
+        finally:
+            self.servo_call_since = None
         self.servo_calls += 1
         if ok is False:
             self._fault("servoL refused by the controller (control script not running?)")

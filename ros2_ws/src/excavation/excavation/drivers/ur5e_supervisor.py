@@ -303,6 +303,11 @@ class SupervisedControlLoop:
             return f"control worker silent for {self.silence_timeout:.0f} s"
         if st.get("link_lost"):
             return st.get("reason") or "link lost"
+        since = st.get("servo_call_since")
+        if (since is not None and st.get("driver_state") == DriverState.ENABLED.value
+                and now - since > self.cfg.servo_call_timeout_s):
+            return (f"control thread stalled inside servoL for {now - since:.3f} s (the controller does not take set "
+                    "points, or ur_rtde is reconnecting inside the call)")
         count = st.get("loop_count")
         if count != self._last_count:
             self._last_count, self._last_count_change = count, now

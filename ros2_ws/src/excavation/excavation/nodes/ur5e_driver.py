@@ -43,6 +43,7 @@ PARAMS = {
     "reconnect_backoff_s": (_LOOP.reconnect_backoff_s, lambda v: 0 <= v <= 60, "in [0, 60]"),
     "stale_state_timeout_s": (_LOOP.stale_state_timeout_s, lambda v: 0.01 <= v <= 5, "in [0.01, 5]"),
     "heartbeat_timeout_s": (_LOOP.heartbeat_timeout_s, lambda v: 0.02 <= v <= 5, "in [0.02, 5]"),
+    "servo_call_timeout_s": (_LOOP.servo_call_timeout_s, lambda v: 0.01 <= v <= 5, "in [0.01, 5]"),
     "recover_power_on": (_LOOP.recover_power_on, lambda v: isinstance(v, bool), "true or false"),
     "workspace_min": (list(_SAFETY.box_min), lambda v: len(v) == 3, "3 numbers [m]"),
     "workspace_max": (list(_SAFETY.box_max), lambda v: len(v) == 3, "3 numbers [m]"),
@@ -106,6 +107,7 @@ def main(args=None) -> int:
                                   reconnect_backoff_s=p["reconnect_backoff_s"],
                                   stale_state_timeout_s=p["stale_state_timeout_s"],
                                   heartbeat_timeout_s=p["heartbeat_timeout_s"],
+                                  servo_call_timeout_s=p["servo_call_timeout_s"],
                                   recover_power_on=p["recover_power_on"])
             for validate in (safety.validate, loop_cfg.validate):
                 try:
