@@ -87,6 +87,29 @@ def test_a_servol_call_that_does_not_return_is_a_fault_before_the_heartbeat(repe
 
 
 @pytest.mark.parametrize("repeat", range(REPEATS))
+def test_on_a_dropped_link_the_worker_leaves_by_itself_and_says_why(repeat):
+    # ur_rtde's threads reconnect on their own: the worker holding them must end at the decision
+    # (exit code LINK_LOST_EXIT), not live on until the supervisor kills it (-9).
+    from excavation.drivers.ur5e_supervisor import LINK_LOST_EXIT
+
+    with EmulatorProcess() as emu:
+        loop = make_loop(emu.host)
+        loop.start()
+        try:
+            assert wait(lambda: ready(loop)), loop.state()
+            with Streamer(loop):
+                servoing(emu, loop)
+                emu.call("silent", True)  # the stream stops: a lost link
+                assert wait(lambda: loop.fault_count >= 1, 10.0), loop.state()
+                assert loop.worker_exit_codes[-1] == LINK_LOST_EXIT, loop.worker_exit_codes
+                assert any("link lost" in e for e in loop.events), loop.events
+                emu.call("silent", False)
+                back_disabled(loop, emu)
+        finally:
+            loop.shutdown()
+
+
+@pytest.mark.parametrize("repeat", range(REPEATS))
 def test_killed_controller_then_restart(repeat):
     emu = EmulatorProcess().start()
     loop = make_loop(emu.host, reconnect_attempts=50)

@@ -136,6 +136,7 @@ class ControlLoop:
         geom: BucketGeometry = DEFAULT_BUCKET,
         connector=None,
         supervised: bool = False,
+        on_link_lost=None,
     ):
         cfg.validate()
         safety.validate()
@@ -166,6 +167,9 @@ class ControlLoop:
         # Supervised (inside a worker process): a lost link is reported, never torn down or
         # reconnected here; the supervisor kills this process and starts a fresh one.
         self.supervised = supervised
+        # supervised: called on the control thread the moment a streaming link is found lost (the worker
+        # reports it and leaves: ur_rtde's own threads must not outlive the decision, see _lost_connection)
+        self.on_link_lost = on_link_lost
         self.link_lost = False
         self._teardown_deadline = 0.0
         self._state: dict = {"driver_state": self.sm.state.value, "reason": self.sm.reason, "connected": False}
@@ -373,11 +377,17 @@ class ControlLoop:
         self._reconnect_budget = self.cfg.reconnect_attempts
         self._next_attempt = time.monotonic() + self.cfg.reconnect_backoff_s
         self._last_ts = None
-        self._publish_state(None)
         if self.supervised:
             self.link_lost = True
             self._keep_alive = io  # never destroyed here: ur_rtde teardown races its own reconnect
             self._reconnect_budget = 0
+        self._publish_state(None)
+        if self.supervised:
+            if self.on_link_lost is not None:
+                # ur_rtde reconnects by itself in its background threads and can deliver a last set point
+                # over the new session: the process that holds those threads goes now, not when the
+                # supervisor gets round to killing it.
+                self.on_link_lost()
             return
         if io is not None:
             # ur_rtde's teardown of a broken link can block for seconds (its own reconnect loop);

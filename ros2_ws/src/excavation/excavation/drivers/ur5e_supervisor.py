@@ -31,15 +31,25 @@ from excavation.drivers.ur5e_control_loop import ControlLoop, LoopConfig
 
 LOG = logging.getLogger("ur5e_supervisor")
 STATE_PERIOD_S = 0.005
+LINK_LOST_EXIT = 3  # the worker's exit code when it leaves on a lost link (its last state says why)
 POLL_S = 0.005  # longest wait for a worker message before the health checks run again
 
 
 def _worker_main(conn, cfg: LoopConfig, safety: SafetyConfig, T_base_tray, geom) -> None:
     """Worker process: one connection attempt, then the control loop until killed."""
     cfg.reconnect_attempts = 1
-    loop = ControlLoop(cfg, safety, T_base_tray, geom, supervised=True)
-    loop.start()
     send_lock = threading.Lock()
+
+    def leave_on_link_loss():
+        # The state saying why goes first (it outlives the process in the pipe), then the process
+        # ends with ur_rtde's threads before they can reconnect and re-send a set point.
+        try:
+            send(("state", loop.state()))
+        finally:
+            os._exit(LINK_LOST_EXIT)
+
+    loop = ControlLoop(cfg, safety, T_base_tray, geom, supervised=True, on_link_lost=leave_on_link_loss)
+    loop.start()
 
     def send(msg):
         with send_lock:
@@ -126,6 +136,7 @@ class SupervisedControlLoop:
         self._last_count = None
         self._last_count_change = 0.0
         self.fault_count = 0  # workers replaced after a fault (lost link, stall, exit)
+        self.worker_exit_codes: list[int | None] = []  # of each ended worker: LINK_LOST_EXIT = it left by itself, -9 = killed
         self._replies: dict = {}
         self._reply_cv = threading.Condition()
         self._ids = itertools.count(1)
@@ -249,6 +260,7 @@ class SupervisedControlLoop:
             proc.wait(2.0)
         except subprocess.TimeoutExpired:
             pass
+        self.worker_exit_codes.append(proc.returncode)
         if conn is not None:
             conn.close()
         with self._reply_cv:
@@ -295,14 +307,14 @@ class SupervisedControlLoop:
 
     def _health_problem(self, now: float, closed: bool) -> str | None:
         st = self._state
+        if st.get("link_lost"):  # first: a worker that left on a lost link said why before it went
+            return st.get("reason") or "link lost"
         if self._proc.poll() is not None:
             return f"control worker exited (code {self._proc.returncode})"
         if closed:
             return "control worker closed its link to the supervisor"
         if now - self._last_msg > self.silence_timeout:
             return f"control worker silent for {self.silence_timeout:.0f} s"
-        if st.get("link_lost"):
-            return st.get("reason") or "link lost"
         since = st.get("servo_call_since")
         if (since is not None and st.get("driver_state") == DriverState.ENABLED.value
                 and now - since > self.cfg.servo_call_timeout_s):
