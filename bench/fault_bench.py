@@ -18,8 +18,9 @@ stop p50 / p99 / max (injection -> driver no longer ENABLED, seen by polling its
 and ``commands_after_fault``: new servoL set points the controller executed after the driver
 reported the safe stop (counted by the emulator; its script re-running the last set point, which
 holds the arm where it is, is not counted). Each of those is split by when its RTDE package reached
-the controller: ``commands_received_after_fault`` arrived after the safe stop (sent after it, or held
-back by ur_rtde), the rest were in flight (received before, executed after);
+the controller's kernel (``SO_TIMESTAMPNS``; on loopback that is its send time, whatever the load on the
+emulator's threads): ``commands_received_after_fault`` arrived after the safe stop (sent after it, or
+held back by ur_rtde), the rest were in flight (sent before, executed after);
 ``late_command_delay_max_s``: the latest execution after the safe stop. ``false_alarms``: runs in which the driver left ENABLED
 before any fault was injected (a heartbeat missed on a loaded machine); such a run is redone and
 its reason kept in ``false_alarm_reasons``.
@@ -149,7 +150,9 @@ def run_kind(kind: str, runs: int, deadline_s: float, cfg_kw: dict) -> dict:
                 n_safe = servo_count(emu)
                 time.sleep(0.3)  # a window for stray commands to arrive; counted, not asserted
                 after.append(servo_count(emu) - n_safe)
-                late = [(t_exec, t_rx) for t_exec, t_rx in emu.call("setpoint_log") if t_exec > t_safe]
+                # t_rx: when the package reached the kernel (its send time on loopback), not when the
+                # emulator's thread read it: on a loaded machine that lags by tens of ms
+                late = [(t_exec, t_rx) for t_exec, _, t_rx in emu.call("setpoint_log") if t_exec > t_safe]
                 sent_after.append(sum(1 for _, t_rx in late if t_rx > t_safe))
                 delays.extend(t_exec - t_safe for t_exec, _ in late)
             else:

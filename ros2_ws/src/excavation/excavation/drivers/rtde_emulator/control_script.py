@@ -47,9 +47,11 @@ class ControlScript:
         self.servo_log: collections.deque = collections.deque(maxlen=20000)  # (t_rx, pose)
         self.ik_failures = 0
         self.servo_setpoints = 0
-        # (executed, received): time.monotonic() when the script took a new set point and when the
-        # RTDE package that wrote it arrived. A set point received before the driver stopped but
-        # executed after was in flight; one received after was sent after the stop.
+        # (executed, applied, arrived): time.monotonic() when the script took a new set point, when
+        # the RTDE package that wrote it was applied, and when the kernel received that package (on
+        # loopback: when it was sent; the applied time can lag it on a loaded machine). A set point
+        # that arrived before the driver stopped but executed after was in flight; one that arrived
+        # after was sent after the stop.
         self.setpoint_log: collections.deque = collections.deque(maxlen=20000)
 
     def start_locked(self) -> None:
@@ -99,7 +101,7 @@ class ControlScript:
                 return True
             self._last_servo_pose = pose
             self.servo_setpoints += 1  # a new set point, not the script repeating the last one
-            self.setpoint_log.append((time.monotonic(), m.in_written_at))
+            self.setpoint_log.append((time.monotonic(), m.in_written_at, m.in_arrived_at))
             m.servo_q = q
             m.speed_l = None
         elif cmd == CMD_SERVOJ:

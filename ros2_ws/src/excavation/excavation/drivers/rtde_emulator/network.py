@@ -8,7 +8,9 @@ ever blocks its own thread.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
+import time
 
 
 class Network:
@@ -74,6 +76,40 @@ class Network:
 
 def is_loopback(host: str) -> bool:
     return host == "localhost" or host.startswith("127.")
+
+
+# Linux SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; the socket module does not name it): the kernel stamps each
+# received segment (CLOCK_REALTIME), so a package's arrival time does not depend on when this
+# process's thread got round to reading it (on a loaded machine that can be tens of ms later).
+SO_TIMESTAMPNS = 35
+
+
+def enable_rx_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp what ``sock`` receives; False where it cannot (then no stamps)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        return True
+    except OSError:
+        return False
+
+
+def recv_exact_stamped(sock: socket.socket, n: int) -> tuple[bytes | None, float | None]:
+    """``recv_exact`` that also returns the kernel's arrival time of the last byte read, on the
+    ``time.monotonic`` clock (None without stamps)."""
+    buf, stamp = b"", None
+    while len(buf) < n:
+        try:
+            chunk, anc, _, _ = sock.recvmsg(n - len(buf), socket.CMSG_SPACE(16))
+        except OSError:
+            return None, None
+        if not chunk:
+            return None, None
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack("qq", data[:16])
+                stamp = sec + nsec * 1e-9 - (time.time() - time.monotonic())
+        buf += chunk
+    return buf, stamp
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes | None:

@@ -60,6 +60,7 @@ class RobotModel:
         self.in_int = [0] * N_REGISTERS
         self.in_double = [0.0] * N_REGISTERS
         self.in_written_at = 0.0  # time.monotonic() of the last RTDE input package applied
+        self.in_arrived_at = 0.0  # time.monotonic() the kernel received that package (see network.SO_TIMESTAMPNS)
         self.in_bits = 0
         self.out_int = [0] * N_REGISTERS
         self.out_double = [0.0] * N_REGISTERS

@@ -19,7 +19,7 @@ import numpy as np
 
 from excavation.drivers import ur5e_kinematics as kin
 from excavation.drivers.rtde_emulator import protocol as P
-from excavation.drivers.rtde_emulator.network import Network, close_socket, recv_exact
+from excavation.drivers.rtde_emulator.network import Network, close_socket, enable_rx_timestamps, recv_exact_stamped
 from excavation.drivers.rtde_emulator.robot_model import RobotModel
 from excavation.drivers.ur_constants import (
     ROBOT_MODE_POWER_OFF,
@@ -61,18 +61,22 @@ class RtdeServer:
             self._clients.append(c)
             self.connections += 1
         self.network.spawn(self._writer, c)
+        enable_rx_timestamps(sock)
         try:
             while not self.network.stopping.is_set() and not c.closed:
-                header = recv_exact(sock, P.HEADER.size)
+                header, stamp = recv_exact_stamped(sock, P.HEADER.size)
                 if header is None:
                     return
                 size, ptype = P.HEADER.unpack(header)
-                payload = recv_exact(sock, size - P.HEADER.size) if size > P.HEADER.size else b""
+                if size > P.HEADER.size:
+                    payload, stamp = recv_exact_stamped(sock, size - P.HEADER.size)
+                else:
+                    payload = b""
                 if payload is None:
                     return
                 if self.network.silent:
                     continue
-                self._handle(c, ptype, payload)
+                self._handle(c, ptype, payload, stamp)
         finally:
             _mark_closed(c)
             with self.model.lock:
@@ -96,7 +100,7 @@ class RtdeServer:
 
     # ---------------------------------------------------------------- client -> controller
 
-    def _handle(self, c: _RtdeClient, ptype: int, payload: bytes) -> None:
+    def _handle(self, c: _RtdeClient, ptype: int, payload: bytes, arrived: float | None = None) -> None:
         cfg = self.model.cfg
         if ptype == P.RTDE_REQUEST_PROTOCOL_VERSION:
             (version,) = struct.unpack(">H", payload[:2])
@@ -146,6 +150,8 @@ class RtdeServer:
                 for name, value in zip(names, flat):
                     self._set_input_locked(name, value)
                 self.model.in_written_at = time.monotonic()
+                # when the package reached this machine's kernel (its sender's send time on loopback)
+                self.model.in_arrived_at = arrived if arrived is not None else self.model.in_written_at
         elif ptype == P.RTDE_TEXT_MESSAGE:
             pass
 
