@@ -15,13 +15,12 @@ a run passes when every configured connection attempt was made, then the driver 
 
 Per kind: runs, missed (no safe stop within ``--deadline-s``, or not back DISABLED), time to safe
 stop p50 / p99 / max (injection -> driver no longer ENABLED, seen by polling its state every 1 ms),
-and ``commands_after_fault``: new servoL set points the controller executed after the driver
-reported the safe stop (counted by the emulator; its script re-running the last set point, which
-holds the arm where it is, is not counted). Each of those is split by when its RTDE package reached
-the controller's kernel (``SO_TIMESTAMPNS``; on loopback that is its send time, whatever the load on the
-emulator's threads): ``commands_received_after_fault`` arrived after the safe stop (sent after it, or
-held back by ur_rtde), the rest were in flight (sent before, executed after);
-``late_command_delay_max_s``: the latest execution after the safe stop. ``false_alarms``: runs in which the driver left ENABLED
+and ``commands_after_fault``: new servoL set points sent after the driver reported the safe stop,
+told by when their RTDE package reached the controller's kernel (``SO_TIMESTAMPNS``; on loopback that
+is the send time, whatever the load on the emulator's threads). ``commands_executed_after_stop``: new
+set points the controller executed after the stop (counted by the emulator; its script re-running the
+last set point, which holds the arm where it is, is not counted), which includes those sent before
+the stop and still in flight; ``late_command_delay_max_s``: the latest execution after the safe stop. ``false_alarms``: runs in which the driver left ENABLED
 before any fault was injected (a heartbeat missed on a loaded machine); such a run is redone and
 its reason kept in ``false_alarm_reasons``.
 
@@ -178,10 +177,10 @@ def run_kind(kind: str, runs: int, deadline_s: float, cfg_kw: dict) -> dict:
     finally:
         loop.shutdown()
         emu.stop()
-    return summarise(runs, missed + not_disabled, times, after, not_disabled=not_disabled,
+    return summarise(runs, missed + not_disabled, times, sent_after, not_disabled=not_disabled,
                      false_alarms=len(spurious), false_alarm_reasons=sorted(set(spurious)),
-                     runs_with_commands_after_fault=int(np.count_nonzero(after)),
-                     commands_received_after_fault=int(np.sum(sent_after)),
+                     commands_executed_after_stop=int(np.sum(after)),
+                     runs_with_commands_executed_after_stop=int(np.count_nonzero(after)),
                      late_command_delay_max_s=float(max(delays)) if delays else None)
 
 
