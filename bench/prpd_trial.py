@@ -21,7 +21,7 @@ ROWS_FILE = "bench_rows.jsonl"
 METHODS = ("prpd", "fixed_fine", "direct", "alpha0", "alpha1")
 # The keys of every iteration row; sampling_s is the runner's time inside env.step (counters.sim_seconds).
 ROW_KEYS = ("iteration", "stage", "resolution_mm", "success_rate", "advance_success_rate", "samples", "alpha",
-            "episodes", "successes", "wall_s", "sampling_s")
+            "episodes", "successes", "wall_s", "sampling_s", "load1")
 
 
 def method_overrides(method: str, resolutions: list[float]) -> list[str]:
@@ -130,6 +130,7 @@ def run_trial(p, method: str, run_dir: str | Path, *, resume: bool = False, sitt
                                      "episodes", "successes")}
         row["wall_s"] = offset + time.perf_counter() - t0
         row["sampling_s"] = m.get("sim_seconds")  # cumulative time inside env.step, checkpointed with the runner
+        row["load1"] = os.getloadavg()[0]  # the machine's 1-min load: times from a busy machine say so
         row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN -> null (strict JSON)
         sink.write(json.dumps(row) + "\n")
         sink.flush()
@@ -226,6 +227,7 @@ def trial_row(method: str, seed: int, settings: dict, rows: list[dict], end: str
         "episodes": sum(r.get("episodes") or 0 for r in rows),
         "successes": sum(r.get("successes") or 0 for r in rows),
         "iterations": len(rows),
+        "load1_max": max((r["load1"] for r in rows if r.get("load1") is not None), default=None),
         "updates_per_resolution": per_stage,
         "machine": machine,
         "revision": revision,

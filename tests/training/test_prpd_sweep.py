@@ -104,7 +104,7 @@ TINY = ["--env", "point", "--methods", "prpd", "fixed_fine", "--seeds", "0", "--
 ROW_KEYS = {"trial_id", "method", "seed", "settings", "reached_tau", "censored", "complete", "end", "time_to_tau_wall_s",
             "time_to_tau_sampling_s", "samples_to_tau", "followup_wall_s", "followup_sampling_s", "followup_samples",
             "wall_s", "sampling_s", "samples", "episodes", "successes", "iterations", "updates_per_resolution",
-            "machine", "revision", "confirmation"}
+            "machine", "revision", "confirmation", "load1_max"}
 
 
 def sweep(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
