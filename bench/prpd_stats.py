@@ -18,6 +18,7 @@ sample can only move the lower end down (to 0, unbounded) and a lower-bound samp
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Iterable
 
 import numpy as np
@@ -248,7 +249,7 @@ def plot(summary: list[dict], rows: list[dict], path, *, bootstrap: int = 500, s
             ax.set_ylabel("fraction of trials at tau (1 - KM)")
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
-            ax.set_title(g["settings_key"], fontsize=8)
+            ax.set_title("\n".join(textwrap.wrap(g["settings_key"], 60)), fontsize=7)
             ax.legend(fontsize=7)
     fig.suptitle("time to tau at the finest resolution (Kaplan-Meier, bands: bootstrap 95 %, |: censored)", fontsize=9)
     fig.tight_layout()

@@ -214,6 +214,19 @@ def run_sequential(args, specs: list[dict], rev: str, exp_dir: Path) -> tuple[li
 
 
 # ---------------------------------------------------------------------- output
+def portable_command(command: str) -> str:
+    """``command`` as the result file keeps it: paths inside this checkout relative to it, others
+    reduced to their file name (a result file names no machine's folders)."""
+    root = BENCH.parent.resolve()
+    out = []
+    for token in shlex.split(command):
+        if token.startswith("/"):
+            path = Path(token)
+            token = str(path.relative_to(root)) if path.is_relative_to(root) else f"<elsewhere>/{path.name}"
+        out.append(token)
+    return shlex.join(out)
+
+
 def write_result(out_path: Path, rows: list[dict], errors: list[str], sweep: dict, *, bootstrap: int, runner: str) -> dict:
     order = {s["trial_id"]: i for i, s in enumerate(sweep["specs"])}
     rows = sorted(rows, key=lambda r: order.get(r["trial_id"], len(order)))
@@ -234,7 +247,7 @@ def write_result(out_path: Path, rows: list[dict], errors: list[str], sweep: dic
         "errored_trials": errors,
         "machine": prpd_trial.machine(),
         "revision": revision(),
-        "commands": sweep["commands"],
+        "commands": [{**c, "command": portable_command(c["command"])} for c in sweep["commands"]],
         "curves": curves,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,7 +310,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = "python bench/prpd_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    exp_dir = Path(args.restore) if args.restore else Path(args.storage) / args.name
+    exp_dir = Path(args.restore).resolve() if args.restore else Path(args.storage) / args.name  # Tune wants an absolute path
     sweep_path = exp_dir / SWEEP_FILE
     entry = {"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command}
     if args.restore:

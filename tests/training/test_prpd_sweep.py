@@ -208,3 +208,12 @@ def test_the_confirmation_evaluates_the_trained_policy_on_worlds_never_trained_o
     assert seeds == [prpd_trial.CONFIRM_SEED_OFFSET + 3] and c["seed"] == seeds[0]
     assert c["episodes"] == 16 and c["resolution_mm"] == 10.0 and 0 <= c["successes"] <= 16
     assert c["success_rate"] == c["successes"] / 16 and c["reaches_tau"] == (c["success_rate"] >= 0.3)
+
+
+def test_the_result_file_names_no_machine_folder():
+    import prpd_sweep
+
+    root = prpd_sweep.BENCH.parent
+    cmd = f"python bench/prpd_sweep.py --out /somewhere/else/x.json --storage {root / 'runs' / 's'} --tau 0.6"
+    assert prpd_sweep.portable_command(cmd) == ("python bench/prpd_sweep.py --out '<elsewhere>/x.json' "
+                                                "--storage runs/s --tau 0.6")
