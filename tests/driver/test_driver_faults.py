@@ -5,6 +5,7 @@ Every test starts its own emulator (no shared rig, no order dependence) and wait
 changes with generous timeouts; nothing here measures time (bench/fault_bench.py does).
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -47,43 +48,42 @@ def left_enabled(loop):
 STALLS = [("stall_script", "stalled"), ("silent", "link lost")]
 
 
-@pytest.mark.parametrize("repeat", range(REPEATS))
-@pytest.mark.parametrize("op, said", STALLS)
-def test_stall_stops_commanding_and_comes_back_disabled(op, said, repeat):
+@contextlib.contextmanager
+def streaming_driver(**loop_kw):
+    """An emulator and a supervised driver ENABLED and streaming servoL toward fresh targets."""
     with EmulatorProcess() as emu:
-        loop = make_loop(emu.host)
+        loop = make_loop(emu.host, **loop_kw)
         loop.start()
         try:
             assert wait(lambda: ready(loop)), loop.state()
             with Streamer(loop):
                 servoing(emu, loop)
-                emu.call(op, True)
-                assert wait(lambda: left_enabled(loop), 10.0), loop.state()
-                assert wait(lambda: loop.fault_count >= 1, 10.0)  # the worker was replaced
-                assert any(said in e for e in loop.events), loop.events
-                emu.call(op, False)
-                back_disabled(loop, emu)
+                yield emu, loop
         finally:
             loop.shutdown()
+
+
+@pytest.mark.parametrize("repeat", range(REPEATS))
+@pytest.mark.parametrize("op, said", STALLS)
+def test_stall_stops_commanding_and_comes_back_disabled(op, said, repeat):
+    with streaming_driver() as (emu, loop):
+        emu.call(op, True)
+        assert wait(lambda: left_enabled(loop), 10.0), loop.state()
+        assert wait(lambda: loop.fault_count >= 1, 10.0)  # the worker was replaced
+        assert any(said in e for e in loop.events), loop.events
+        emu.call(op, False)
+        back_disabled(loop, emu)
 
 
 @pytest.mark.parametrize("repeat", range(REPEATS))
 def test_a_servol_call_that_does_not_return_is_a_fault_before_the_heartbeat(repeat):
     # The heartbeat alone would take 5 s here: the servoL check (0.3 s) must be the one that fires.
-    with EmulatorProcess() as emu:
-        loop = make_loop(emu.host, heartbeat_timeout_s=5.0, servo_call_timeout_s=0.3)
-        loop.start()
-        try:
-            assert wait(lambda: ready(loop)), loop.state()
-            with Streamer(loop):
-                servoing(emu, loop)
-                emu.call("stall_script", True)
-                assert wait(lambda: loop.fault_count >= 1, 10.0), loop.state()
-                assert any("inside servoL" in e for e in loop.events), loop.events
-                emu.call("stall_script", False)
-                back_disabled(loop, emu)
-        finally:
-            loop.shutdown()
+    with streaming_driver(heartbeat_timeout_s=5.0, servo_call_timeout_s=0.3) as (emu, loop):
+        emu.call("stall_script", True)
+        assert wait(lambda: loop.fault_count >= 1, 10.0), loop.state()
+        assert any("inside servoL" in e for e in loop.events), loop.events
+        emu.call("stall_script", False)
+        back_disabled(loop, emu)
 
 
 @pytest.mark.parametrize("repeat", range(REPEATS))
@@ -92,21 +92,13 @@ def test_on_a_dropped_link_the_worker_leaves_by_itself_and_says_why(repeat):
     # (exit code LINK_LOST_EXIT), not live on until the supervisor kills it (-9).
     from excavation.drivers.ur5e_supervisor import LINK_LOST_EXIT
 
-    with EmulatorProcess() as emu:
-        loop = make_loop(emu.host)
-        loop.start()
-        try:
-            assert wait(lambda: ready(loop)), loop.state()
-            with Streamer(loop):
-                servoing(emu, loop)
-                emu.call("silent", True)  # the stream stops: a lost link
-                assert wait(lambda: loop.fault_count >= 1, 10.0), loop.state()
-                assert loop.worker_exit_codes[-1] == LINK_LOST_EXIT, loop.worker_exit_codes
-                assert any("link lost" in e for e in loop.events), loop.events
-                emu.call("silent", False)
-                back_disabled(loop, emu)
-        finally:
-            loop.shutdown()
+    with streaming_driver() as (emu, loop):
+        emu.call("silent", True)  # the stream stops: a lost link
+        assert wait(lambda: loop.fault_count >= 1, 10.0), loop.state()
+        assert loop.worker_exit_codes[-1] == LINK_LOST_EXIT, loop.worker_exit_codes
+        assert any("link lost" in e for e in loop.events), loop.events
+        emu.call("silent", False)
+        back_disabled(loop, emu)
 
 
 @pytest.mark.parametrize("repeat", range(REPEATS))
