@@ -137,14 +137,16 @@ def tune_trainable(config: dict) -> None:
         if fail_at and row["iteration"] >= fail_at:
             raise RuntimeError(f"--fail-at-iteration {fail_at}: this trial stops here, to be continued with --restore")
 
-    rows, end = prpd_trial.run_trial(p, spec["method"], run_dir, resume=resume, on_row=on_row)
-    result = finish_row(spec, rows, end, config.get("revision", "unknown"), run_dir)
-    result["resumed_from_iteration"] = resumed_from
-    (run_dir / TRIAL_ROW_FILE).write_text(json.dumps(result))
-    final = {k: v for k, v in (rows[-1] if rows else {}).items()}
-    final.update(trial_done=True, trial_row=json.dumps(result))
-    report(final, checkpoint_dir("final", {TRIAL_ROW_FILE: result}))
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        rows, end = prpd_trial.run_trial(p, spec["method"], run_dir, resume=resume, on_row=on_row)
+        result = finish_row(spec, rows, end, config.get("revision", "unknown"), run_dir)
+        result["resumed_from_iteration"] = resumed_from
+        (run_dir / TRIAL_ROW_FILE).write_text(json.dumps(result))
+        final = {k: v for k, v in (rows[-1] if rows else {}).items()}
+        final.update(trial_done=True, trial_row=json.dumps(result))
+        report(final, checkpoint_dir("final", {TRIAL_ROW_FILE: result}))
+    finally:  # a crashed trial resumes from Tune's checkpoint, not from this folder
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def trial_dirname(trial) -> str:
